@@ -1,0 +1,220 @@
+"""The ``tenure`` command line for operators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy import Engine
+
+from tenure import __version__
+from tenure.config import get_settings
+from tenure.core.errors import TenureError
+from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.ops import migrate
+from tenure.security import service as security_service
+from tenure.security.permissions import Role
+from tenure.security.schemas import UserCreate
+
+app = typer.Typer(help="Tenure CRM: set up, serve and operate.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="api-keys")
+console = Console()
+err = Console(stderr=True)
+
+
+def _engine() -> Engine:
+    return make_engine(get_settings())
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"tenure {__version__}")
+
+
+@app.command()
+def init() -> None:
+    """Create or migrate the database and make the first admin (once)."""
+    from tenure.ops.setup import initialise
+
+    settings = get_settings()
+    result = initialise(make_engine(settings), settings)
+    console.print(f"Database ready at revision [bold]{result.revision}[/bold].")
+    if result.admin_email:
+        console.print(f"First admin: [bold]{result.admin_email}[/bold]")
+        if result.generated_password:
+            console.print(f"Password (shown once): [bold]{result.generated_password}[/bold]")
+            console.print(f"Also saved, readable by you only, in {result.password_file}")
+
+
+@app.command()
+def upgrade() -> None:
+    """Apply every pending schema migration."""
+    engine = _engine()
+    before = migrate.current(engine)
+    migrate.upgrade(engine)
+    console.print(f"Schema: {before or 'empty'} -> {migrate.current(engine)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Serve the web UI and API."""
+    import uvicorn
+
+    settings = get_settings()
+    current, head = migrate.revisions(make_engine(settings))
+    if current != head:
+        raise _fail(f"The database schema is at {current}, not {head}. Run 'tenure upgrade'.")
+    uvicorn.run(
+        "tenure.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, help="How many customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 7,
+    if_empty: Annotated[bool, typer.Option(help="Only when there are no customers yet.")] = False,
+) -> None:
+    """Load realistic demo data: customers, products and two years of orders."""
+    from tenure.ops import demo as demo_data
+
+    engine = _engine()
+    if if_empty and demo_data.has_customers(engine):
+        console.print("Customers exist already; demo data not loaded.")
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        stats = demo_data.load(engine, customers=customers, seed=seed, progress=report)
+    console.print(
+        f"Loaded {stats.customers:,} customers, {stats.products:,} products, "
+        f"{stats.orders:,} orders with {stats.order_lines:,} lines "
+        f"in {stats.seconds:.1f} s."
+    )
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[Role, typer.Option(help="Role.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a user."""
+    engine = _engine()
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            data = UserCreate(email=email, name=name, password=password, role=role)
+            user = security_service.create_user(session=session, data=data)
+    except (TenureError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Created user {user.id} {user.email} ({user.role}).")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine), write=False) as session:
+        table = Table("id", "email", "name", "role", "active", "last login")
+        for u in security_service.list_users(session=session):
+            last = u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-"
+            table.add_row(str(u.id), u.email, u.name, u.role, "yes" if u.is_active else "no", last)
+    console.print(table)
+
+
+@users_app.command("set-role")
+def users_set_role(email: str, role: Role) -> None:
+    """Change a user's role."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        user = security_service.get_user_by_email(session=session, email=email)
+        if user is None:
+            raise _fail(f"There is no user {email}.")
+        security_service.set_role(session=session, user=user, role=role)
+    console.print(f"{email} is now {role.value}.")
+
+
+@users_app.command("disable")
+def users_disable(email: str) -> None:
+    """Disable a user and revoke their tokens and API keys."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        user = security_service.get_user_by_email(session=session, email=email)
+        if user is None:
+            raise _fail(f"There is no user {email}.")
+        security_service.disable_user(session=session, user=user)
+    console.print(f"{email} is disabled; their tokens and API keys are revoked.")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: Annotated[str, typer.Argument(help="The user the key acts as.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+) -> None:
+    """Create an API key for a user; the key is printed once."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        user = security_service.get_user_by_email(session=session, email=email)
+        if user is None:
+            raise _fail(f"There is no user {email}.")
+        record, key = security_service.create_api_key(session=session, user=user, name=name)
+    console.print(f"API key {record.id} ({record.name}) for {email}; shown only now:")
+    console.print(key, markup=False, highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke an API key by id."""
+    engine = _engine()
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            security_service.revoke_api_key(session=session, user=None, key_id=key_id)
+    except TenureError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"API key {key_id} revoked.")
+
+
+def main() -> None:
+    app()

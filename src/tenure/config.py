@@ -1,0 +1,50 @@
+"""Settings from the environment: every setting is a ``TENURE_*`` variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings object, read from ``TENURE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file lives.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to SQLite at <data_dir>/tenure.db. "
+        "For PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    admin_email: str = Field(default="admin@example.com", description="First admin's email.")
+    admin_password: SecretStr | None = Field(
+        default=None, description="First admin's password; generated and printed once if unset."
+    )
+    token_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Bearer token lifetime.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    count_cap: int = Field(default=10_000, ge=1, description="Largest exact ?count=true total.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1)
+    log_level: str = "info"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tenure.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,167 @@
+"""Customers over HTTP: /api/v1/customers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from tenure.core.concurrency import check_if_match, etag
+from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.customers import service
+from tenure.customers.models import Customer
+from tenure.customers.schemas import (
+    CustomerCreate,
+    CustomerDetail,
+    CustomerRead,
+    CustomerSummary,
+    CustomerUpdate,
+    Kind,
+    LifecycleStage,
+)
+from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
+from tenure.orders import service as orders_service
+from tenure.orders.schemas import OrderRead
+from tenure.security.models import User
+from tenure.security.permissions import (
+    CUSTOMERS_DELETE,
+    CUSTOMERS_READ,
+    CUSTOMERS_WRITE,
+    ORDERS_READ,
+)
+
+Reader = Annotated[User, Depends(require(CUSTOMERS_READ))]
+Writer = Annotated[User, Depends(require(CUSTOMERS_WRITE))]
+Deleter = Annotated[User, Depends(require(CUSTOMERS_DELETE))]
+OrdersReader = Annotated[User, Depends(require(ORDERS_READ))]
+
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+
+
+def _detail(session: SessionDep, customer: Customer, response: Response) -> CustomerDetail:
+    totals = orders_service.customer_totals(session=session, customer_id=customer.id)
+    response.headers["ETag"] = etag(customer.version)
+    return CustomerDetail(
+        **CustomerRead.model_validate(customer).model_dump(),
+        summary=CustomerSummary.model_validate(totals, from_attributes=True),
+    )
+
+
+@router.get("", response_model=Page[CustomerRead])
+def list_customers(
+    session: SessionDep,
+    settings: SettingsDep,
+    params: ListParamsDep,
+    _actor: Reader,
+    q: Annotated[
+        str | None,
+        Query(max_length=120, description="Prefix of a word of the name, email or company."),
+    ] = None,
+    lifecycle_stage: LifecycleStage | None = None,
+    owner_id: int | None = None,
+    kind: Kind | None = None,
+    tag: str | None = None,
+    source: str | None = None,
+    email: str | None = None,
+    trashed: Annotated[bool, Query(description="List the trash instead.")] = False,
+) -> Page[CustomerRead]:
+    """List, filter and search customers. With ``q`` and no ``sort``, best prefix matches first."""
+    filters = service.CustomerFilter(
+        q=q,
+        lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None,
+        owner_id=owner_id,
+        kind=kind.value if kind else None,
+        tag=tag,
+        source=source,
+        email=email,
+        trashed=trashed,
+    )
+    sort = (
+        parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT)
+        if params.sort or q is None
+        else None
+    )
+    result = service.list_customers(
+        session=session,
+        filters=filters,
+        sort=sort,
+        cursor=params.cursor,
+        limit=params.limit,
+        count_cap=settings.count_cap if params.count else None,
+    )
+    return to_page(result, CustomerRead.model_validate)
+
+
+@router.post("", response_model=CustomerDetail, status_code=status.HTTP_201_CREATED)
+def create_customer(
+    body: CustomerCreate, response: Response, session: SessionDep, actor: Writer
+) -> CustomerDetail:
+    """Create a customer (a person or a company)."""
+    customer = service.create(session=session, data=body, actor=actor)
+    response.headers["Location"] = f"/api/v1/customers/{customer.id}"
+    return _detail(session, customer, response)
+
+
+@router.get("/{customer_id}", response_model=CustomerDetail)
+def get_customer(
+    customer_id: int, response: Response, session: SessionDep, _actor: Reader
+) -> CustomerDetail:
+    """One customer with their order summary. ``ETag`` carries the version."""
+    return _detail(session, service.get(session=session, customer_id=customer_id), response)
+
+
+@router.patch("/{customer_id}", response_model=CustomerDetail)
+def update_customer(
+    customer_id: int,
+    body: CustomerUpdate,
+    response: Response,
+    session: SessionDep,
+    _actor: Writer,
+    if_match: IfMatch = None,
+) -> CustomerDetail:
+    """Change the fields sent. Send ``If-Match`` with the ETag you read to avoid overwriting."""
+    customer = service.get(session=session, customer_id=customer_id)
+    check_if_match(if_match, customer.version)
+    customer = service.update(session=session, customer=customer, data=body)
+    return _detail(session, customer, response)
+
+
+@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_customer(
+    customer_id: int, session: SessionDep, _actor: Deleter, if_match: IfMatch = None
+) -> Response:
+    """Move a customer to the trash (restore with POST .../restore)."""
+    customer = service.get(session=session, customer_id=customer_id)
+    check_if_match(if_match, customer.version)
+    service.trash(session=session, customer=customer)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{customer_id}/restore", response_model=CustomerDetail)
+def restore_customer(
+    customer_id: int, response: Response, session: SessionDep, _actor: Deleter
+) -> CustomerDetail:
+    """Bring a customer back from the trash."""
+    return _detail(session, service.restore(session=session, customer_id=customer_id), response)
+
+
+@router.get("/{customer_id}/orders", response_model=Page[OrderRead])
+def customer_orders(
+    customer_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    params: ListParamsDep,
+    _actor: Reader,
+    _orders: OrdersReader,
+) -> Page[OrderRead]:
+    """The customer's transaction record: their orders, newest first by default."""
+    service.get(session=session, customer_id=customer_id)
+    result = orders_service.list_orders(
+        session=session,
+        filters=orders_service.OrderFilter(customer_id=customer_id),
+        sort=parse_sort(params.sort, orders_service.SORT_FIELDS, "-ordered_at"),
+        cursor=params.cursor,
+        limit=params.limit,
+        count_cap=settings.count_cap if params.count else None,
+    )
+    return to_page(result, OrderRead.model_validate)

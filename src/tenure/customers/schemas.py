@@ -1,0 +1,142 @@
+"""Request and response shapes for customers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from tenure.security.schemas import Email, Strict
+
+
+class Kind(StrEnum):
+    PERSON = "person"
+    COMPANY = "company"
+
+
+class LifecycleStage(StrEnum):
+    LEAD = "lead"
+    PROSPECT = "prospect"
+    CUSTOMER = "customer"
+    CHURNED = "churned"
+
+
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+def _phone(value: str) -> str:
+    value = value.strip()
+    if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 5:
+        raise ValueError("must be a phone number of digits, spaces, + ( ) - . /")
+    return value
+
+
+def _tags(values: list[str]) -> list[str]:
+    cleaned = sorted({v.strip() for v in values if v.strip()})
+    for tag in cleaned:
+        if len(tag) > 50:
+            raise ValueError(f"tag {tag[:20]!r}... is longer than 50 characters")
+    return cleaned
+
+
+def _custom(value: dict[str, Any]) -> dict[str, Any]:
+    if len(orjson.dumps(value)) > 16_384:
+        raise ValueError("custom attributes must be at most 16 KB of JSON")
+    return value
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+Tags = Annotated[list[str], Field(max_length=50), AfterValidator(_tags)]
+Custom = Annotated[dict[str, Any], AfterValidator(_custom)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+class Address(Strict):
+    line1: ShortText | None = None
+    line2: ShortText | None = None
+    city: Annotated[str, Field(max_length=100)] | None = None
+    region: Annotated[str, Field(max_length=100)] | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 code, e.g. DE"
+    )
+
+
+class CustomerCreate(Strict):
+    kind: Kind = Kind.PERSON
+    name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+    company_name: ShortText | None = None
+    tags: Tags = Field(default_factory=list)
+    lifecycle_stage: LifecycleStage = LifecycleStage.LEAD
+    owner_id: int | None = Field(default=None, description="Defaults to the creating user.")
+    source: Annotated[str, Field(max_length=100)] | None = None
+    notes: Annotated[str, Field(max_length=10_000)] | None = None
+    custom: Custom = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _company_name_for_people(self) -> CustomerCreate:
+        if self.kind is Kind.COMPANY and self.company_name:
+            raise ValueError("company_name is for people; a company's name goes in name")
+        return self
+
+
+class CustomerUpdate(Strict):
+    """Only the fields sent are changed; send null to clear an optional field."""
+
+    kind: Kind | None = None
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+    company_name: ShortText | None = None
+    tags: Tags | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    owner_id: int | None = None
+    source: Annotated[str, Field(max_length=100)] | None = None
+    notes: Annotated[str, Field(max_length=10_000)] | None = None
+    custom: Custom | None = None
+
+
+class CustomerRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: Kind
+    name: str
+    email: str | None
+    phone: str | None
+    address: Address | None
+    company_name: str | None
+    tags: list[str]
+    lifecycle_stage: LifecycleStage
+    owner_id: int | None
+    source: str | None
+    notes: str | None
+    custom: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    version: int
+
+
+class CustomerSummary(BaseModel):
+    """Totals over orders that count as purchases (placed, paid or shipped)."""
+
+    order_count: int
+    total_spent: dict[str, Decimal] = Field(description="Per currency, e.g. {'EUR': '120.50'}")
+    average_order_value: dict[str, Decimal]
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+class CustomerDetail(CustomerRead):
+    summary: CustomerSummary

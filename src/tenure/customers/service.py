@@ -1,0 +1,281 @@
+"""Customers: create, read, update, trash, restore, list and search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, and_, bindparam, delete, exists, select, tuple_
+from sqlalchemy.orm import Session
+
+from tenure.core.errors import BadCursor, NotFound, field_error
+from tenure.core.pagination import (
+    AnySelect,
+    Slice,
+    Sort,
+    SortField,
+    capped_count,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    parse_sort,
+)
+from tenure.core.time import utcnow
+from tenure.customers import search
+from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
+from tenure.customers.schemas import CustomerCreate, CustomerUpdate
+from tenure.security.models import User
+
+SORT_FIELDS = (
+    SortField("id", Customer.id, int),
+    SortField("name", Customer.name_sort, str),
+    SortField("created_at", Customer.created_at, datetime),
+    SortField("updated_at", Customer.updated_at, datetime),
+)
+DEFAULT_SORT = "-id"
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    q: str | None = None
+    lifecycle_stage: str | None = None
+    owner_id: int | None = None
+    kind: str | None = None
+    tag: str | None = None
+    source: str | None = None
+    email: str | None = None
+    trashed: bool = False
+
+
+def get(*, session: Session, customer_id: int, include_trashed: bool = False) -> Customer:
+    """A customer by id; ``NotFound`` when missing or in the trash."""
+    customer = session.get(Customer, customer_id)
+    if customer is None or (customer.deleted_at is not None and not include_trashed):
+        raise NotFound(f"There is no customer {customer_id}.")
+    return customer
+
+
+def exists_active(*, session: Session, customer_id: int) -> bool:
+    """Whether a customer exists and is not in the trash."""
+    return bool(
+        session.scalar(
+            select(exists().where(Customer.id == customer_id, Customer.deleted_at.is_(None)))
+        )
+    )
+
+
+def _check_owner(session: Session, owner_id: int | None) -> None:
+    if owner_id is not None and session.get(User, owner_id) is None:
+        raise field_error("owner_id", f"There is no user {owner_id}.")
+
+
+def _set_terms(session: Session, customer: Customer) -> None:
+    session.execute(delete(CustomerSearchTerm).where(CustomerSearchTerm.customer_id == customer.id))
+    session.add_all(
+        CustomerSearchTerm(term=term, customer_id=customer.id)
+        for term in search.terms(
+            name=customer.name, email=customer.email, company_name=customer.company_name
+        )
+    )
+
+
+def _set_tags(customer: Customer, tags: Sequence[str]) -> None:
+    current = {row.tag: row for row in customer.tag_rows}
+    customer.tag_rows = [current.get(tag) or CustomerTag(tag=tag) for tag in tags]
+
+
+def create(*, session: Session, data: CustomerCreate, actor: User) -> Customer:
+    """A new customer, owned by ``data.owner_id`` or else by the actor."""
+    owner_id = data.owner_id if data.owner_id is not None else actor.id
+    _check_owner(session, owner_id)
+    customer = Customer(
+        kind=data.kind.value,
+        name=data.name,
+        name_sort=search.normalize(data.name),
+        email=data.email,
+        phone=data.phone,
+        address=data.address.model_dump(exclude_none=True) if data.address else None,
+        company_name=data.company_name,
+        lifecycle_stage=data.lifecycle_stage.value,
+        owner_id=owner_id,
+        source=data.source,
+        notes=data.notes,
+        custom=data.custom,
+    )
+    _set_tags(customer, data.tags)
+    session.add(customer)
+    session.flush()
+    _set_terms(session, customer)
+    session.flush()
+    return customer
+
+
+def update(*, session: Session, customer: Customer, data: CustomerUpdate) -> Customer:
+    """Apply the fields that were sent; the version check guards against lost updates."""
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise field_error("name", "A customer must have a name.")
+    for required in ("kind", "lifecycle_stage"):
+        if required in changes and changes[required] is None:
+            raise field_error(required, f"{required} cannot be null.")
+    if "owner_id" in changes:
+        _check_owner(session, changes["owner_id"])
+    kind = changes.get("kind", customer.kind)
+    company = changes.get("company_name", customer.company_name)
+    if kind == "company" and company:
+        raise field_error(
+            "company_name", "company_name is for people; a company's name goes in name"
+        )
+    if "tags" in changes:
+        _set_tags(customer, changes.pop("tags") or [])
+    if "address" in changes:
+        changes["address"] = data.address.model_dump(exclude_none=True) if data.address else None
+    for field, value in changes.items():
+        setattr(customer, field, value.value if hasattr(value, "value") else value)
+    if "name" in changes:
+        customer.name_sort = search.normalize(customer.name)
+    customer.updated_at = utcnow()  # bumps the version even when only tags changed
+    session.flush()
+    if {"name", "email", "company_name"} & changes.keys():
+        _set_terms(session, customer)
+        session.flush()
+    return customer
+
+
+def trash(*, session: Session, customer: Customer) -> Customer:
+    """Move a customer to the trash (restorable)."""
+    customer.deleted_at = utcnow()
+    session.flush()
+    return customer
+
+
+def restore(*, session: Session, customer_id: int) -> Customer:
+    """Bring a customer back from the trash."""
+    customer = get(session=session, customer_id=customer_id, include_trashed=True)
+    if customer.deleted_at is not None:
+        customer.deleted_at = None
+        session.flush()
+    return customer
+
+
+def _filtered(stmt: AnySelect, f: CustomerFilter) -> AnySelect:
+    stmt = stmt.where(
+        Customer.deleted_at.is_not(None) if f.trashed else Customer.deleted_at.is_(None)
+    )
+    if f.lifecycle_stage:
+        stmt = stmt.where(Customer.lifecycle_stage == f.lifecycle_stage)
+    if f.owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == f.owner_id)
+    if f.kind:
+        stmt = stmt.where(Customer.kind == f.kind)
+    if f.source:
+        stmt = stmt.where(Customer.source == f.source)
+    if f.email:
+        stmt = stmt.where(Customer.email == f.email.strip().lower())
+    if f.tag:
+        stmt = stmt.where(
+            exists().where(and_(CustomerTag.customer_id == Customer.id, CustomerTag.tag == f.tag))
+        )
+    return stmt
+
+
+def _term_range(q: str) -> tuple[str, str]:
+    bounds = search.prefix_range(q)
+    if bounds is None:
+        raise field_error("q", "Type at least one letter or digit to search.")
+    return bounds
+
+
+def list_customers(
+    *,
+    session: Session,
+    filters: CustomerFilter,
+    sort: Sort | None,
+    cursor: str | None,
+    limit: int,
+    count_cap: int | None = None,
+) -> Slice[Customer]:
+    """A page of customers. With ``q`` and no explicit sort, matches come in term order."""
+    if filters.q is not None and sort is None:
+        return _search_page(session, filters, cursor, limit, count_cap)
+    sort = sort or parse_sort(None, SORT_FIELDS, DEFAULT_SORT)
+    stmt = _filtered(select(Customer), filters)
+    if filters.q is not None:
+        lo, hi = _term_range(filters.q)
+        stmt = stmt.where(
+            Customer.id.in_(
+                select(CustomerSearchTerm.customer_id).where(
+                    CustomerSearchTerm.term >= lo, CustomerSearchTerm.term < hi
+                )
+            )
+        )
+    return keyset_page(
+        session,
+        stmt,
+        sort=sort,
+        id_column=Customer.id,
+        cursor=cursor,
+        limit=limit,
+        count_cap=count_cap,
+    )
+
+
+def _search_page(
+    session: Session, filters: CustomerFilter, cursor: str | None, limit: int, count_cap: int | None
+) -> Slice[Customer]:
+    assert filters.q is not None
+    lo, hi = _term_range(filters.q)
+    stmt = _filtered(
+        select(CustomerSearchTerm.term, CustomerSearchTerm.customer_id)
+        .join(Customer, Customer.id == CustomerSearchTerm.customer_id)
+        .where(CustomerSearchTerm.term >= lo, CustomerSearchTerm.term < hi),
+        filters,
+    )
+    total = None
+    if count_cap:
+        total = capped_count(
+            session, stmt.with_only_columns(CustomerSearchTerm.customer_id).distinct(), count_cap
+        )
+    if cursor:
+        values = decode_cursor(cursor)
+        if (
+            len(values) != 3
+            or values[0] != "q"
+            or not isinstance(values[1], str)
+            or not isinstance(values[2], int)
+        ):
+            raise BadCursor("The cursor does not belong to this search. Start again without it.")
+        after = tuple_(
+            bindparam(None, values[1], type_=CustomerSearchTerm.term.type),
+            bindparam(None, values[2], type_=Integer),
+        )
+        stmt = stmt.where(tuple_(CustomerSearchTerm.term, CustomerSearchTerm.customer_id) > after)
+    rows = session.execute(
+        stmt.order_by(CustomerSearchTerm.term, CustomerSearchTerm.customer_id).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    customers = {
+        c.id: c
+        for c in session.scalars(select(Customer).where(Customer.id.in_([r[1] for r in page])))
+    }
+    items: list[Customer] = []
+    for term, customer_id in page:
+        customer = customers.get(customer_id)
+        # A customer matching by several terms is listed once, at its first matching term.
+        if customer is not None and _first_match(customer, lo) == term:
+            items.append(customer)
+    more = len(rows) > limit
+    return Slice(items, encode_cursor(["q", page[-1][0], page[-1][1]]) if more else None, total)
+
+
+def _first_match(customer: Customer, prefix: str) -> str | None:
+    matching = [
+        t
+        for t in search.terms(
+            name=customer.name, email=customer.email, company_name=customer.company_name
+        )
+        if t.startswith(prefix)
+    ]
+    return min(matching) if matching else None

@@ -1,0 +1,24 @@
+"""Imports every table so the metadata (and Alembic) sees the whole schema."""
+
+from tenure.catalog.models import Product
+from tenure.core.idempotency import IdempotencyRecord
+from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
+from tenure.db import Base
+from tenure.orders.models import Order, OrderLine
+from tenure.security.models import AccessToken, ApiKey, User
+
+metadata = Base.metadata
+
+__all__ = [
+    "AccessToken",
+    "ApiKey",
+    "Customer",
+    "CustomerSearchTerm",
+    "CustomerTag",
+    "IdempotencyRecord",
+    "Order",
+    "OrderLine",
+    "Product",
+    "User",
+    "metadata",
+]

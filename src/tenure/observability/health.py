@@ -1,0 +1,37 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from tenure.ops import migrate
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """The process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: the database answers and its schema is at the latest revision."""
+    try:
+        current, head = migrate.revisions(request.app.state.engine)
+    except Exception as exc:  # any failure to reach the database means not ready
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"},
+            status_code=503,
+        )
+    if current != head:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": f"schema at {current}, expected {head}; run 'tenure upgrade'",
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "schema": current})

@@ -1,0 +1,100 @@
+"""Orders over HTTP: /api/v1/orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from tenure.core.concurrency import check_if_match, etag
+from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
+from tenure.orders import service
+from tenure.orders.models import Order
+from tenure.orders.schemas import OrderCreate, OrderRead, OrderStatus, OrderUpdate
+from tenure.security.models import User
+from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
+
+Reader = Annotated[User, Depends(require(ORDERS_READ))]
+Writer = Annotated[User, Depends(require(ORDERS_WRITE))]
+
+router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+
+
+def _read(order: Order, response: Response) -> OrderRead:
+    response.headers["ETag"] = etag(order.version)
+    return OrderRead.model_validate(order)
+
+
+@router.get("", response_model=Page[OrderRead])
+def list_orders(
+    session: SessionDep,
+    settings: SettingsDep,
+    params: ListParamsDep,
+    _actor: Reader,
+    customer_id: int | None = None,
+    status: OrderStatus | None = None,
+    trashed: bool = False,
+) -> Page[OrderRead]:
+    """List and filter orders."""
+    result = service.list_orders(
+        session=session,
+        filters=service.OrderFilter(
+            customer_id=customer_id, status=status.value if status else None, trashed=trashed
+        ),
+        sort=parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT),
+        cursor=params.cursor,
+        limit=params.limit,
+        count_cap=settings.count_cap if params.count else None,
+    )
+    return to_page(result, OrderRead.model_validate)
+
+
+@router.post("", response_model=OrderRead, status_code=status.HTTP_201_CREATED)
+def create_order(
+    body: OrderCreate, response: Response, session: SessionDep, _actor: Writer
+) -> OrderRead:
+    """Create an order; totals are computed here, in exact decimals."""
+    order = service.create(session=session, data=body)
+    response.headers["Location"] = f"/api/v1/orders/{order.id}"
+    return _read(order, response)
+
+
+@router.get("/{order_id}", response_model=OrderRead)
+def get_order(order_id: int, response: Response, session: SessionDep, _actor: Reader) -> OrderRead:
+    """One order with its lines."""
+    return _read(service.get(session=session, order_id=order_id), response)
+
+
+@router.patch("/{order_id}", response_model=OrderRead)
+def update_order(
+    order_id: int,
+    body: OrderUpdate,
+    response: Response,
+    session: SessionDep,
+    _actor: Writer,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Change status (allowed transitions only), date, notes, or a draft's lines."""
+    order = service.get(session=session, order_id=order_id)
+    check_if_match(if_match, order.version)
+    return _read(service.update(session=session, order=order, data=body), response)
+
+
+@router.delete("/{order_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_order(
+    order_id: int, session: SessionDep, _actor: Writer, if_match: IfMatch = None
+) -> Response:
+    """Move an order to the trash."""
+    order = service.get(session=session, order_id=order_id)
+    check_if_match(if_match, order.version)
+    service.trash(session=session, order=order)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{order_id}/restore", response_model=OrderRead)
+def restore_order(
+    order_id: int, response: Response, session: SessionDep, _actor: Writer
+) -> OrderRead:
+    """Bring an order back from the trash."""
+    return _read(service.restore(session=session, order_id=order_id), response)

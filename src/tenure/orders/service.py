@@ -1,0 +1,228 @@
+"""Orders: create with priced lines, change status by the allowed transitions, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tenure.catalog import service as catalog_service
+from tenure.core.errors import IllegalTransition, InvalidInput, NotFound, field_error
+from tenure.core.money import quantize
+from tenure.core.pagination import Slice, Sort, SortField, keyset_page
+from tenure.core.time import utcnow
+from tenure.customers import service as customers_service
+from tenure.orders.models import Order, OrderLine
+from tenure.orders.schemas import (
+    INITIAL,
+    PURCHASED,
+    TRANSITIONS,
+    OrderCreate,
+    OrderLineIn,
+    OrderStatus,
+    OrderUpdate,
+)
+
+SORT_FIELDS = (
+    SortField("id", Order.id, int),
+    SortField("ordered_at", Order.ordered_at, datetime),
+    SortField("created_at", Order.created_at, datetime),
+)
+DEFAULT_SORT = "-id"
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    customer_id: int | None = None
+    status: str | None = None
+    trashed: bool = False
+
+
+@dataclass(frozen=True)
+class CustomerTotals:
+    order_count: int
+    total_spent: dict[str, Decimal]
+    average_order_value: dict[str, Decimal]
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+def get(*, session: Session, order_id: int, include_trashed: bool = False) -> Order:
+    """An order by id; ``NotFound`` when missing or in the trash."""
+    order = session.get(Order, order_id)
+    if order is None or (order.deleted_at is not None and not include_trashed):
+        raise NotFound(f"There is no order {order_id}.")
+    return order
+
+
+def _priced_lines(session: Session, lines: list[OrderLineIn], currency: str) -> list[OrderLine]:
+    products = catalog_service.get_many(
+        session=session, product_ids={ln.product_id for ln in lines}
+    )
+    errors: list[dict[str, Any]] = []
+    priced: list[OrderLine] = []
+    for i, line in enumerate(lines):
+        product = products.get(line.product_id)
+        loc: list[str | int] = ["body", "lines", i]
+        if product is None:
+            errors.append({"loc": [*loc, "product_id"], "msg": f"no product {line.product_id}"})
+            continue
+        if not product.active:
+            errors.append(
+                {"loc": [*loc, "product_id"], "msg": f"product {product.sku} is inactive"}
+            )
+            continue
+        price = line.unit_price
+        if price is None:
+            if product.currency != currency:
+                errors.append(
+                    {
+                        "loc": [*loc, "unit_price"],
+                        "msg": f"product {product.sku} is priced in {product.currency}, "
+                        f"the order in {currency}; give a unit_price",
+                    }
+                )
+                continue
+            price = product.unit_price
+        if quantize(price, currency) != price:
+            errors.append({"loc": [*loc, "unit_price"], "msg": f"too many decimals for {currency}"})
+            continue
+        priced.append(
+            OrderLine(
+                product_id=product.id,
+                quantity=line.quantity,
+                unit_price=price,
+                line_total=price * line.quantity,
+            )
+        )
+    if errors:
+        raise InvalidInput("Some order lines are not valid.", errors=errors)
+    return priced
+
+
+def create(*, session: Session, data: OrderCreate) -> Order:
+    """A new order for an existing customer; prices default to the products' prices."""
+    if data.status not in INITIAL:
+        allowed = ", ".join(sorted(INITIAL))
+        raise field_error("status", f"A new order starts as one of: {allowed}.")
+    if not customers_service.exists_active(session=session, customer_id=data.customer_id):
+        raise field_error("customer_id", f"There is no customer {data.customer_id}.")
+    lines = _priced_lines(session, data.lines, data.currency)
+    order = Order(
+        customer_id=data.customer_id,
+        status=data.status.value,
+        ordered_at=data.ordered_at or utcnow(),
+        currency=data.currency,
+        notes=data.notes,
+        lines=lines,
+        total=sum((ln.line_total for ln in lines), Decimal(0)),
+    )
+    session.add(order)
+    session.flush()
+    return order
+
+
+def update(*, session: Session, order: Order, data: OrderUpdate) -> Order:
+    """Change status (by the allowed transitions), date, notes, or a draft's lines."""
+    changes = data.model_dump(exclude_unset=True)
+    for required in ("status", "ordered_at", "lines"):
+        if required in changes and changes[required] is None:
+            raise field_error(required, f"{required} cannot be null.")
+    if data.status is not None and data.status != order.status:
+        current = OrderStatus(order.status)
+        if data.status not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final)"
+            raise IllegalTransition(
+                f"An order that is {current} cannot become {data.status}; allowed: {allowed}."
+            )
+    if data.lines is not None:
+        if order.status != OrderStatus.DRAFT:
+            raise field_error("lines", "Lines can be changed only while the order is a draft.")
+        order.lines = _priced_lines(session, data.lines, order.currency)
+        order.total = sum((ln.line_total for ln in order.lines), Decimal(0))
+    if data.status is not None:
+        order.status = data.status.value
+    if data.ordered_at is not None:
+        order.ordered_at = data.ordered_at
+    if "notes" in changes:
+        order.notes = data.notes
+    order.updated_at = utcnow()
+    session.flush()
+    return order
+
+
+def trash(*, session: Session, order: Order) -> Order:
+    """Move an order to the trash; it no longer counts in totals."""
+    order.deleted_at = utcnow()
+    session.flush()
+    return order
+
+
+def restore(*, session: Session, order_id: int) -> Order:
+    """Bring an order back from the trash."""
+    order = get(session=session, order_id=order_id, include_trashed=True)
+    order.deleted_at = None
+    session.flush()
+    return order
+
+
+def list_orders(
+    *,
+    session: Session,
+    filters: OrderFilter,
+    sort: Sort,
+    cursor: str | None,
+    limit: int,
+    count_cap: int | None = None,
+) -> Slice[Order]:
+    """A page of orders."""
+    stmt = select(Order).where(
+        Order.deleted_at.is_not(None) if filters.trashed else Order.deleted_at.is_(None)
+    )
+    if filters.customer_id is not None:
+        stmt = stmt.where(Order.customer_id == filters.customer_id)
+    if filters.status:
+        stmt = stmt.where(Order.status == filters.status)
+    return keyset_page(
+        session,
+        stmt,
+        sort=sort,
+        id_column=Order.id,
+        cursor=cursor,
+        limit=limit,
+        count_cap=count_cap,
+    )
+
+
+def customer_totals(*, session: Session, customer_id: int) -> CustomerTotals:
+    """Order count, spend per currency, average order value and first and last order."""
+    rows = session.execute(
+        select(
+            Order.currency,
+            func.count(Order.id),
+            func.sum(Order.total),
+            func.min(Order.ordered_at),
+            func.max(Order.ordered_at),
+        )
+        .where(
+            Order.customer_id == customer_id,
+            Order.status.in_([s.value for s in PURCHASED]),
+            Order.deleted_at.is_(None),
+        )
+        .group_by(Order.currency)
+    ).all()
+    spent = {cur: quantize(total, cur) for cur, _n, total, _a, _b in rows}
+    counts = {cur: n for cur, n, *_ in rows}
+    firsts = [r[3] for r in rows if r[3] is not None]
+    lasts = [r[4] for r in rows if r[4] is not None]
+    return CustomerTotals(
+        order_count=sum(counts.values()),
+        total_spent=spent,
+        average_order_value={cur: quantize(spent[cur] / counts[cur], cur) for cur in spent},
+        first_order_at=min(firsts) if firsts else None,
+        last_order_at=max(lasts) if lasts else None,
+    )

@@ -1,0 +1,114 @@
+"""Sign-in, users and API keys over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Response, status
+
+from tenure.core.concurrency import check_if_match, etag
+from tenure.deps import PrincipalDep, SessionDep, SettingsDep, require
+from tenure.security import service
+from tenure.security.models import User
+from tenure.security.permissions import API_KEYS_MANAGE, USERS_READ, USERS_WRITE
+from tenure.security.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    LoginRequest,
+    TokenResponse,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+
+UsersReader = Annotated[User, Depends(require(USERS_READ))]
+UsersWriter = Annotated[User, Depends(require(USERS_WRITE))]
+KeyHolder = Annotated[User, Depends(require(API_KEYS_MANAGE))]
+
+router = APIRouter(prefix="/api/v1", tags=["auth and users"])
+
+
+@router.post("/auth/login", response_model=TokenResponse)
+def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    """Exchange email and password for a bearer token."""
+    token, _user = service.login(
+        session=session,
+        email=body.email,
+        password=body.password,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(session: SessionDep, principal: PrincipalDep) -> Response:
+    """Revoke the token this request was made with."""
+    service.logout(session=session, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/auth/me", response_model=UserRead)
+def me(principal: PrincipalDep) -> UserRead:
+    """The signed-in user."""
+    return UserRead.model_validate(principal.user)
+
+
+@router.get("/users", response_model=list[UserRead])
+def list_users(session: SessionDep, _actor: UsersReader) -> list[UserRead]:
+    """Every user."""
+    return [UserRead.model_validate(u) for u in service.list_users(session=session)]
+
+
+@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, session: SessionDep, _actor: UsersWriter) -> UserRead:
+    """Create a user with a role."""
+    return UserRead.model_validate(service.create_user(session=session, data=body))
+
+
+@router.get("/users/{user_id}", response_model=UserRead)
+def get_user(
+    user_id: int, response: Response, session: SessionDep, _actor: UsersReader
+) -> UserRead:
+    user = service.get_user(session=session, user_id=user_id)
+    response.headers["ETag"] = etag(user.version)
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead)
+def update_user(
+    user_id: int,
+    body: UserUpdate,
+    response: Response,
+    session: SessionDep,
+    _actor: UsersWriter,
+    if_match: str | None = Header(default=None),
+) -> UserRead:
+    """Change a user's name, role, password or active flag (false disables them)."""
+    user = service.get_user(session=session, user_id=user_id)
+    check_if_match(if_match, user.version)
+    user = service.update_user(session=session, user=user, data=body)
+    response.headers["ETag"] = etag(user.version)
+    return UserRead.model_validate(user)
+
+
+@router.get("/api-keys", response_model=list[ApiKeyRead])
+def list_api_keys(session: SessionDep, actor: KeyHolder) -> list[ApiKeyRead]:
+    """Your API keys (never the keys themselves)."""
+    return [
+        ApiKeyRead.model_validate(k) for k in service.list_api_keys(session=session, user=actor)
+    ]
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyCreate, session: SessionDep, actor: KeyHolder) -> ApiKeyCreated:
+    """Create an API key for yourself. The key is in this response only."""
+    record, key = service.create_api_key(session=session, user=actor, name=body.name)
+    return ApiKeyCreated(**ApiKeyRead.model_validate(record).model_dump(), key=key)
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_api_key(key_id: int, session: SessionDep, actor: KeyHolder) -> Response:
+    """Revoke one of your API keys."""
+    service.revoke_api_key(session=session, user=actor, key_id=key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,59 @@
+"""Roles and the permissions each one grants: the one table access control reads."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    SALES = "sales"
+    SUPPORT = "support"
+    MARKETING = "marketing"
+    ANALYST = "analyst"
+    AUDITOR = "auditor"
+
+
+CUSTOMERS_READ = "customers:read"
+CUSTOMERS_WRITE = "customers:write"
+CUSTOMERS_DELETE = "customers:delete"
+PRODUCTS_READ = "products:read"
+PRODUCTS_WRITE = "products:write"
+ORDERS_READ = "orders:read"
+ORDERS_WRITE = "orders:write"
+USERS_READ = "users:read"
+USERS_WRITE = "users:write"
+API_KEYS_MANAGE = "api_keys:manage"
+
+ALL_PERMISSIONS = frozenset({
+    CUSTOMERS_READ, CUSTOMERS_WRITE, CUSTOMERS_DELETE,
+    PRODUCTS_READ, PRODUCTS_WRITE,
+    ORDERS_READ, ORDERS_WRITE,
+    USERS_READ, USERS_WRITE,
+    API_KEYS_MANAGE,
+})  # fmt: skip
+
+_READ_RECORDS = frozenset({CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ})
+
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.ADMIN: ALL_PERMISSIONS,
+    Role.MANAGER: _READ_RECORDS
+    | {
+        CUSTOMERS_WRITE,
+        CUSTOMERS_DELETE,
+        PRODUCTS_WRITE,
+        ORDERS_WRITE,
+        USERS_READ,
+        API_KEYS_MANAGE,
+    },
+    Role.SALES: _READ_RECORDS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
+    Role.SUPPORT: _READ_RECORDS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
+    Role.MARKETING: _READ_RECORDS | {API_KEYS_MANAGE},
+    Role.ANALYST: _READ_RECORDS | {API_KEYS_MANAGE},
+    Role.AUDITOR: _READ_RECORDS | {USERS_READ},
+}
+
+
+def has_permission(role: str, permission: str) -> bool:
+    return permission in ROLE_PERMISSIONS.get(Role(role), frozenset())

@@ -1,0 +1,85 @@
+"""Request and response shapes for sign-in, users and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tenure.security.passwords import MIN_LENGTH
+from tenure.security.permissions import Role
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or " " in value or domain.startswith("."):
+        raise ValueError("must be an email address like name@example.com")
+    return value
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Password = Annotated[str, Field(min_length=MIN_LENGTH, max_length=1024)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginRequest(Strict):
+    email: Annotated[str, Field(max_length=320)]
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class UserCreate(Strict):
+    email: Email
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Password
+    role: Role
+
+
+class UserUpdate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str
+    role: Role
+    is_active: bool
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ApiKeyCreate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The key itself. It is shown only this once.")

@@ -1,0 +1,186 @@
+"""Users, sign-in tokens and API keys: plain functions over a Session."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tenure.core.errors import Conflict, NotFound, Unauthenticated
+from tenure.core.time import utcnow
+from tenure.security.models import AccessToken, ApiKey, User
+from tenure.security.passwords import hash_password, needs_rehash, verify_password
+from tenure.security.permissions import Role
+from tenure.security.schemas import UserCreate, UserUpdate
+
+TOKEN_PREFIX = "tnt_"
+API_KEY_PREFIX = "tnk_"
+
+
+def _digest(secret: str) -> str:
+    # Tokens are 256-bit random values, so a fast hash is enough (no brute force possible).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and through which credential."""
+
+    user: User
+    token_id: int | None = None
+    api_key_id: int | None = None
+
+
+def get_user(*, session: Session, user_id: int) -> User:
+    """A user by id, or ``NotFound``."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.")
+    return user
+
+
+def get_user_by_email(*, session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def list_users(*, session: Session) -> list[User]:
+    """Every user, by name."""
+    return list(session.scalars(select(User).order_by(User.name, User.id)))
+
+
+def create_user(*, session: Session, data: UserCreate) -> User:
+    """A new active user; the email must be free."""
+    if get_user_by_email(session=session, email=data.email) is not None:
+        raise Conflict(f"A user with email {data.email} already exists.")
+    user = User(
+        email=data.email,
+        name=data.name,
+        role=data.role.value,
+        password_hash=hash_password(data.password),
+        is_active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def update_user(*, session: Session, user: User, data: UserUpdate) -> User:
+    """Change name, role, password or active flag; disabling revokes every credential."""
+    if data.name is not None:
+        user.name = data.name
+    if data.role is not None:
+        user.role = data.role.value
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+    if data.is_active is not None:
+        user.is_active = data.is_active
+        if not data.is_active:
+            revoke_all_credentials(session=session, user=user)
+    session.flush()
+    return user
+
+
+def set_role(*, session: Session, user: User, role: Role) -> User:
+    return update_user(session=session, user=user, data=UserUpdate(role=role))
+
+
+def disable_user(*, session: Session, user: User) -> User:
+    return update_user(session=session, user=user, data=UserUpdate(is_active=False))
+
+
+def revoke_all_credentials(*, session: Session, user: User) -> None:
+    now = utcnow()
+    for token in session.scalars(
+        select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = now
+    for key in session.scalars(
+        select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+    ):
+        key.revoked_at = now
+
+
+def login(*, session: Session, email: str, password: str, ttl_seconds: int) -> tuple[str, User]:
+    """Check the password and issue a bearer token; the same error for every failure."""
+    user = get_user_by_email(session=session, email=email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        raise Unauthenticated("The email or password is wrong, or the account is disabled.")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        AccessToken(
+            user_id=user.id,
+            token_hash=_digest(token),
+            expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        )
+    )
+    session.flush()
+    return token, user
+
+
+def logout(*, session: Session, principal: Principal) -> None:
+    """Revoke the token the caller signed in with."""
+    if principal.token_id is not None:
+        token = session.get(AccessToken, principal.token_id)
+        if token is not None and token.revoked_at is None:
+            token.revoked_at = utcnow()
+            session.flush()
+
+
+def authenticate(*, session: Session, credential: str) -> Principal:
+    """The principal behind a bearer token or API key, or ``Unauthenticated``."""
+    now = utcnow()
+    digest = _digest(credential)
+    if credential.startswith(API_KEY_PREFIX):
+        found = session.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None), User.is_active)
+        ).first()
+        if found is None:
+            raise Unauthenticated("The API key is unknown or revoked.")
+        key, user = found
+        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
+            key.last_used_at = now  # written at most every few minutes, not on every call
+        return Principal(user=user, api_key_id=key.id)
+    row = session.execute(
+        select(AccessToken.id, AccessToken.expires_at, User)
+        .join(User, User.id == AccessToken.user_id)
+        .where(AccessToken.token_hash == digest, AccessToken.revoked_at.is_(None), User.is_active)
+    ).first()
+    if row is None or row[1] <= now:
+        raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
+    return Principal(user=row[2], token_id=row[0])
+
+
+def create_api_key(*, session: Session, user: User, name: str) -> tuple[ApiKey, str]:
+    """A new API key for ``user``; the key itself is returned only here."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(user_id=user.id, name=name, prefix=key[:12], key_hash=_digest(key))
+    session.add(record)
+    session.flush()
+    return record, key
+
+
+def list_api_keys(*, session: Session, user: User) -> list[ApiKey]:
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
+    )
+
+
+def revoke_api_key(*, session: Session, user: User | None, key_id: int) -> ApiKey:
+    """Revoke one key; ``user`` limits it to that user's keys (None: any key, for admins)."""
+    key = session.get(ApiKey, key_id)
+    if key is None or (user is not None and key.user_id != user.id):
+        raise NotFound(f"There is no API key {key_id}.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
