@@ -1,0 +1,158 @@
+"""Shared fixtures: one migrated database per run (SQLite, or PostgreSQL when
+TENURE_TEST_DATABASE_URL is set), emptied after each test, and an API client."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenure.app import create_app
+from tenure.config import Settings
+from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.models import metadata
+from tenure.ops import migrate
+from tenure.security import service as security_service
+from tenure.security.models import User
+from tenure.security.permissions import Role
+from tenure.security.schemas import UserCreate
+
+PASSWORD = "correct-horse-battery"
+POSTGRES_URL = os.environ.get("TENURE_TEST_DATABASE_URL")
+
+
+def _create_pg_database(base_url: str) -> str:
+    """A fresh, uniquely named database on the test server; returns its URL."""
+    name = "tenure_test_" + secrets.token_hex(4)
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(base_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if POSTGRES_URL:
+        url = _create_pg_database(POSTGRES_URL)
+        yield url
+        _drop_pg_database(POSTGRES_URL, url)
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'tenure.db'}"
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def engine(base_settings: Settings) -> Iterator[Engine]:
+    eng = make_engine(base_settings)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts from empty tables (only for tests that touched the database)."""
+    yield
+    if "engine" not in request.fixturenames:
+        return
+    eng: Engine = request.getfixturevalue("engine")
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with eng.begin() as conn:
+        if eng.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sequence(conn) else None
+
+
+def _has_sequence(conn: Any) -> bool:
+    return bool(
+        conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        ).scalar()
+    )
+
+
+@pytest.fixture
+def settings(base_settings: Settings, tmp_path: Path) -> Settings:
+    return base_settings.model_copy(update={"data_dir": tmp_path})
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for arranging and checking data; each ``with session.begin()`` commits."""
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine=engine)) as c:
+        yield c
+
+
+MakeUser = Callable[..., User]
+
+
+@pytest.fixture
+def make_user(sessions: sessionmaker[Session]) -> MakeUser:
+    def make(role: Role | str = Role.ADMIN, email: str | None = None, name: str = "Test User") -> User:
+        with unit_of_work(sessions) as s:
+            return security_service.create_user(
+                session=s,
+                data=UserCreate(
+                    email=email or f"{Role(role).value}-{secrets.token_hex(3)}@example.com",
+                    name=name,
+                    password=PASSWORD,
+                    role=Role(role),
+                ),
+            )
+
+    return make
+
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def login(client: TestClient, make_user: MakeUser) -> Callable[..., Headers]:
+    """``login("sales")``: a new user with that role, signed in; returns auth headers."""
+
+    def sign_in(role: Role | str = Role.ADMIN, **kwargs: Any) -> Headers:
+        user = make_user(role, **kwargs)
+        r = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    return sign_in
+
+
+@pytest.fixture
+def admin(login: Callable[..., Headers]) -> Headers:
+    return login(Role.ADMIN)
