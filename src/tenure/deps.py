@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,7 +29,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -54,10 +54,11 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: str) -> Callable[[Principal], User]:
+def require(permission: str) -> Callable[[Principal], Awaitable[User]]:
     """A dependency that lets the request through only with ``permission``."""
 
-    def check(principal: PrincipalDep) -> User:
+    # async: no I/O here, so FastAPI runs it inline instead of in the thread pool.
+    async def check(principal: PrincipalDep) -> User:
         if not has_permission(principal.user.role, permission):
             raise PermissionDenied(f"Your role ({principal.user.role}) lacks '{permission}'.")
         return principal.user
@@ -74,7 +75,7 @@ class ListParams:
     count: bool
 
 
-def list_params(
+async def list_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     sort: Annotated[
