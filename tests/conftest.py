@@ -1,5 +1,12 @@
 """Shared fixtures: one migrated database per run (SQLite, or PostgreSQL when
-TENURE_TEST_DATABASE_URL is set), emptied after each test, and an API client."""
+TENURE_TEST_DATABASE_URL is set), emptied after each test, and an API client.
+
+Also the rules that keep the suite honest in CI (``CI=true``):
+- a skipped test fails, so nothing is silently left out for want of a service;
+- a run marked as the PostgreSQL run (``TENURE_TEST_REQUIRE_POSTGRES=1``, set by
+  ``./test``) refuses to start without ``TENURE_TEST_DATABASE_URL`` (always, not only in CI);
+- tests marked ``postgres`` are deselected, not skipped, on a SQLite run.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,57 @@ from tenure.security.schemas import UserCreate
 
 PASSWORD = "correct-horse-battery"
 POSTGRES_URL = os.environ.get("TENURE_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+REQUIRE_POSTGRES = os.environ.get("TENURE_TEST_REQUIRE_POSTGRES", "") not in {"", "0"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_POSTGRES and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "TENURE_TEST_REQUIRE_POSTGRES is set but TENURE_TEST_DATABASE_URL is not: this run "
+            "must use PostgreSQL and would silently fall back to SQLite. Start a server "
+            "(scripts/postgres.sh start) or run ./test."
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On SQLite, leave out tests that only mean something on PostgreSQL."""
+    if POSTGRES_URL:
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"Skipped under CI=true, where every service the tests need must be present: "
+            f"{_skip_reason(report)}"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    _fail_skip_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    report: pytest.CollectReport = yield
+    _fail_skip_in_ci(report)
+    return report
 
 
 def _create_pg_database(base_url: str) -> str:
@@ -54,6 +112,27 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _drop_pg_database(POSTGRES_URL, url)
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'tenure.db'}"
+
+
+@pytest.fixture
+def fresh_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings for an empty database of this test's own (not migrated), on the same kind
+    of server as the run: SQLite under its data directory, or a new PostgreSQL database."""
+    data_dir = tmp_path / "fresh-data"
+    if POSTGRES_URL:
+        url = _create_pg_database(POSTGRES_URL)
+        yield Settings(data_dir=data_dir, database_url=url)
+        _drop_pg_database(POSTGRES_URL, url)
+    else:
+        yield Settings(data_dir=data_dir, database_url=None)
+
+
+@pytest.fixture
+def fresh_engine(fresh_settings: Settings) -> Iterator[Engine]:
+    """An engine on the ``fresh_settings`` database, disposed after the test."""
+    eng = make_engine(fresh_settings)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +167,7 @@ def _empty_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def _has_sequence(conn: Any) -> bool:
     return bool(
-        conn.execute(
-            text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
-        ).scalar()
+        conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).scalar()
     )
 
 
@@ -122,7 +199,9 @@ MakeUser = Callable[..., User]
 
 @pytest.fixture
 def make_user(sessions: sessionmaker[Session]) -> MakeUser:
-    def make(role: Role | str = Role.ADMIN, email: str | None = None, name: str = "Test User") -> User:
+    def make(
+        role: Role | str = Role.ADMIN, email: str | None = None, name: str = "Test User"
+    ) -> User:
         with unit_of_work(sessions) as s:
             return security_service.create_user(
                 session=s,
