@@ -26,6 +26,11 @@ from tenure.db import make_engine, make_sessionmaker
 from tenure.observability.health import router as health_router
 from tenure.orders.api import router as orders_router
 from tenure.security.api import router as security_router
+from tenure.web.dashboard import router as dashboard_router
+from tenure.web.pages import login_redirect, static_files
+from tenure.web.pages import router as pages_router
+from tenure.web.session import LoginRequired
+from tenure.web.templating import render
 
 log = logging.getLogger("tenure")
 
@@ -54,9 +59,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     ):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
-    def home() -> Response:
-        return RedirectResponse("/docs")
+    app.mount("/static", static_files, name="static")
+    for router in (pages_router, dashboard_router):
+        app.include_router(router)
 
     _install_error_handlers(app)
     # Outermost last: request id wraps everything, then the body limit, then idempotency.
@@ -79,12 +84,35 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
     return 422, f"Some fields are not valid: {fields}.", errors
 
 
+def is_api(request: Request) -> bool:
+    """API clients get problem+json; people in a browser get a page."""
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/openapi.json", "/healthz", "/readyz")
+
+
+def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    return render(
+        request, "errors/error.html", {"title": title, "detail": detail}, status_code=status
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TenureError)
-    def tenure_error(_request: Request, exc: TenureError) -> Response:
-        return problem_response(
-            status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, errors=exc.errors
-        )
+    def tenure_error(request: Request, exc: TenureError) -> Response:
+        if is_api(request):
+            return problem_response(
+                status=exc.status,
+                code=exc.code,
+                title=exc.title,
+                detail=exc.detail,
+                errors=exc.errors,
+            )
+        if isinstance(exc, LoginRequired):
+            target = login_redirect(request.url.path, expired=exc.expired)
+            if request.headers.get("hx-request") == "true":
+                return Response(status_code=401, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
+        return _error_page(request, exc.status, exc.title, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -94,7 +122,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem_response(status=status, code=code, title=title, detail=detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not is_api(request):
+            detail = (
+                "There is nothing at this address." if exc.status_code == 404 else str(exc.detail)
+            )
+            return _error_page(request, exc.status_code, str(exc.detail), detail)
         return problem_response(
             status=exc.status_code,
             code="http-" + str(exc.status_code),
@@ -125,10 +158,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        detail = (
+            "Something went wrong on our side; it has been logged. "
+            f"Quote request id {getattr(request.state, 'request_id', '-')} when reporting it."
+        )
+        if not is_api(request):
+            return _error_page(request, 500, "Internal server error", detail)
         return problem_response(
-            status=500,
-            code="internal-error",
-            title="Internal server error",
-            detail="Something went wrong on our side; it has been logged. "
-            f"Quote request id {getattr(request.state, 'request_id', '-')} when reporting it.",
+            status=500, code="internal-error", title="Internal server error", detail=detail
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, exists, select, tuple_
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from tenure.core.errors import BadCursor, NotFound, field_error
@@ -279,3 +279,24 @@ def _first_match(customer: Customer, prefix: str) -> str | None:
         if t.startswith(prefix)
     ]
     return min(matching) if matching else None
+
+
+def count_active(*, session: Session) -> int:
+    """How many customers are not in the trash (for dashboards, not lists)."""
+    return session.scalar(select(func.count(Customer.id)).where(Customer.deleted_at.is_(None))) or 0
+
+
+def recent(*, session: Session, limit: int = 10, owner_id: int | None = None) -> list[Customer]:
+    """The most recently created customers, optionally of one owner."""
+    stmt = select(Customer).where(Customer.deleted_at.is_(None))
+    if owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == owner_id)
+    return list(session.scalars(stmt.order_by(Customer.id.desc()).limit(limit)))
+
+
+def names(*, session: Session, customer_ids: set[int]) -> dict[int, str]:
+    """Customer names by id, for labelling lists of other records."""
+    if not customer_ids:
+        return {}
+    rows = session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))
+    return {row[0]: row[1] for row in rows}

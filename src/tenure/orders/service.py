@@ -226,3 +226,42 @@ def customer_totals(*, session: Session, customer_id: int) -> CustomerTotals:
         first_order_at=min(firsts) if firsts else None,
         last_order_at=max(lasts) if lasts else None,
     )
+
+
+OPEN = (OrderStatus.PLACED, OrderStatus.PAID)
+
+
+def open_count(*, session: Session) -> int:
+    """Orders placed or paid but not yet shipped."""
+    return (
+        session.scalar(
+            select(func.count(Order.id)).where(
+                Order.status.in_([s.value for s in OPEN]), Order.deleted_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def revenue_between(*, session: Session, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """Purchased order totals per currency with ``start <= ordered_at < end``."""
+    rows = session.execute(
+        select(Order.currency, func.sum(Order.total))
+        .where(
+            Order.ordered_at >= start,
+            Order.ordered_at < end,
+            Order.status.in_([s.value for s in PURCHASED]),
+            Order.deleted_at.is_(None),
+        )
+        .group_by(Order.currency)
+    ).all()
+    return {currency: quantize(total, currency) for currency, total in rows}
+
+
+def recent(*, session: Session, limit: int = 10) -> list[Order]:
+    """The newest orders."""
+    return list(
+        session.scalars(
+            select(Order).where(Order.deleted_at.is_(None)).order_by(Order.id.desc()).limit(limit)
+        )
+    )

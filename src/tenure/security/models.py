@@ -21,6 +21,7 @@ class User(Record, Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    locale: Mapped[str | None] = mapped_column(String(10), default=None)
 
 
 class AccessToken(Base):

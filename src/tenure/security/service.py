@@ -184,3 +184,10 @@ def revoke_api_key(*, session: Session, user: User | None, key_id: int) -> ApiKe
         key.revoked_at = utcnow()
         session.flush()
     return key
+
+
+def set_locale(*, session: Session, user: User, locale: str | None) -> User:
+    """Remember the user's language for the web UI (None: follow the browser)."""
+    user.locale = locale
+    session.flush()
+    return user

@@ -1,0 +1,56 @@
+"""Turning submitted forms into schemas, and validation failures into field messages."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from tenure.core.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+FieldErrors = dict[str, str]
+
+
+def form_dict(
+    form: FormData, *, lists: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Form fields as a dict: empty strings become None, ``lists`` fields become lists."""
+    data: dict[str, Any] = {}
+    for key in form:
+        if key in skip or key == "csrf_token":
+            continue
+        if key in lists:
+            data[key] = [v for v in form.getlist(key) if isinstance(v, str) and v.strip()]
+            continue
+        value = form.get(key)
+        if isinstance(value, str):
+            data[key] = value.strip() or None
+    return data
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "__all__"
+
+
+def errors_of(exc: ValidationError | InvalidInput) -> FieldErrors:
+    """Field name → first message, for showing next to each input."""
+    found: FieldErrors = {}
+    if isinstance(exc, ValidationError):
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            found.setdefault(_field(err["loc"]), msg)
+    else:
+        for err in exc.errors or [{"loc": [], "msg": exc.detail}]:
+            found.setdefault(_field(err.get("loc", [])), str(err.get("msg", exc.detail)))
+    return found
+
+
+def parse(model: type[M], data: dict[str, Any]) -> tuple[M | None, FieldErrors]:
+    """Validate ``data`` as ``model``: (instance, {}) or (None, field errors)."""
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as exc:
+        return None, errors_of(exc)

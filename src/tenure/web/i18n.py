@@ -1,0 +1,91 @@
+"""Languages of the web UI: gettext catalogs (Babel .po files) and locale formatting."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations, Translations
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DEFAULT = "en"
+SUPPORTED = ("en", "zh_CN")
+LABELS = {"en": "English", "zh_CN": "简体中文"}
+
+
+@lru_cache
+def translations(locale: str) -> NullTranslations:
+    """The compiled catalog for ``locale`` (read from its .po file once per process)."""
+    po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(fp=buf)
+
+
+def normalize(tag: str | None) -> str | None:
+    """Map a language tag (``zh-CN``, ``zh-Hans``, ``en-GB``) to a supported locale."""
+    if not tag:
+        return None
+    tag = tag.strip().replace("-", "_").lower()
+    if tag.startswith("zh"):
+        return "zh_CN"
+    if tag.startswith("en"):
+        return "en"
+    return None
+
+
+def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
+    """The user's chosen locale, else the best match in Accept-Language, else English."""
+    if preferred in SUPPORTED:
+        return preferred
+    ranked: list[tuple[float, str]] = []
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        found = normalize(tag)
+        if found:
+            ranked.append((q, found))
+    ranked.sort(key=lambda item: -item[0])
+    return ranked[0][1] if ranked and ranked[0][0] > 0 else DEFAULT
+
+
+@dataclass(frozen=True)
+class Formatter:
+    """Numbers, money and dates as people in ``locale`` write them."""
+
+    locale: str
+
+    def number(self, value: int | float | Decimal) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        return format_currency(amount, currency, locale=self.locale)
+
+    def date(self, value: date | datetime | None) -> str:
+        return format_date(value, format="medium", locale=self.locale) if value else ""
+
+    def datetime(self, value: datetime | None) -> str:
+        return format_datetime(value, format="short", locale=self.locale) if value else ""
+
+    @property
+    def html_lang(self) -> str:
+        return str(Locale.parse(self.locale)).replace("_", "-")

@@ -1,0 +1,101 @@
+"""Sign-in, sign-out, language choice and the static files of the web UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from tenure.core.errors import Unauthenticated
+from tenure.deps import SessionDep, SettingsDep
+from tenure.security import service as security_service
+from tenure.web import i18n
+from tenure.web.session import (
+    SESSION_COOKIE,
+    Csrf,
+    WebUser,
+    clear_session_cookie,
+    set_session_cookie,
+)
+from tenure.web.templating import gettext_for, render
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+static_files = StaticFiles(directory=STATIC_DIR)
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(value: str | None) -> str:
+    """Only local paths, so the login form cannot send people to another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def login_redirect(path: str, *, expired: bool) -> str:
+    target = f"/login?next={quote(path, safe='/')}"
+    return target + "&expired=1" if expired else target
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, expired: bool = False) -> Response:
+    return render(request, "auth/login.html", {"next": safe_next(next), "expired": expired})
+
+
+@router.post("/login", dependencies=[Csrf])
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    try:
+        token, _user = security_service.login(
+            session=session, email=email, password=password, ttl_seconds=settings.token_ttl_seconds
+        )
+    except Unauthenticated:
+        _ = gettext_for(request)
+        return render(
+            request,
+            "auth/login.html",
+            {
+                "error": _("The email or password is wrong."),
+                "email": email,
+                "next": safe_next(next),
+            },
+            status_code=401,
+        )
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookie(request, response, token, settings.token_ttl_seconds)
+    return response
+
+
+@router.post("/logout", dependencies=[Csrf])
+def logout(request: Request, session: SessionDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            principal = security_service.authenticate(session=session, credential=token)
+            security_service.logout(session=session, principal=principal)
+        except Unauthenticated:
+            pass  # already expired or revoked: signing out still clears the cookie
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+@router.post("/preferences/language", dependencies=[Csrf])
+def set_language(
+    session: SessionDep,
+    user: WebUser,
+    locale: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    chosen = locale if locale in i18n.SUPPORTED else None
+    security_service.set_locale(session=session, user=user, locale=chosen)
+    return RedirectResponse(safe_next(next), status_code=303)

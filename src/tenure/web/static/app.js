@@ -1,0 +1,30 @@
+// Small behaviours the pages share. Everything else is HTMX attributes in the templates.
+document.addEventListener("click", (event) => {
+  const target = event.target.closest("[data-confirm]");
+  if (target && !window.confirm(target.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+
+// Charts: <canvas data-chart="bar" data-source="id-of-json-script">; data {labels, values, currency}.
+function drawCharts(root) {
+  if (!window.Chart) return;
+  root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+    if (canvas.dataset.drawn) return;
+    const data = JSON.parse(document.getElementById(canvas.dataset.source).textContent);
+    const money = new Intl.NumberFormat(document.documentElement.lang, {
+      style: "currency", currency: data.currency || "EUR", maximumFractionDigits: 0,
+    });
+    new window.Chart(canvas, {
+      type: canvas.dataset.chart,
+      data: { labels: data.labels, datasets: [{ data: data.values, backgroundColor: "#2456d6" }] },
+      options: {
+        plugins: { legend: { display: false } },
+        scales: { y: { ticks: { callback: (v) => money.format(v) } } },
+      },
+    });
+    canvas.dataset.drawn = "1";
+  });
+}
+window.addEventListener("load", () => drawCharts(document));
+document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.target));
