@@ -11,15 +11,18 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
+from sqlalchemy import BigInteger, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tenure.core.errors import BadCursor, InvalidInput
+from tenure.core.time import as_utc
 
 T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Cursors carry ids and sort values that fit a database integer; anything larger is forged.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Page(BaseModel, Generic[T]):
@@ -78,14 +81,19 @@ def _decode(cursor: str) -> list[Any]:
         raise BadCursor(
             "The cursor is not one this server issued. Start again without it."
         ) from exc
-    if not isinstance(values, list):
+    if not isinstance(values, list) or any(
+        isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX for v in values
+    ):
         raise BadCursor("The cursor is not one this server issued. Start again without it.")
     return values
 
 
 def _cursor_value(field: SortField, raw: Any) -> Any:
     if field.kind is datetime and isinstance(raw, str):
-        return datetime.fromisoformat(raw)
+        try:
+            return as_utc(datetime.fromisoformat(raw))
+        except (ValueError, OverflowError) as exc:
+            raise BadCursor("The cursor is not one this server issued. Start again.") from exc
     if field.kind is int and isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     if field.kind is str and isinstance(raw, str):
@@ -105,7 +113,9 @@ def apply_keyset(
         after = _cursor_value(sort.field, values[1])
         key = tuple_(col, id_column)
         bound = tuple_(
-            bindparam(None, after, type_=col.type), bindparam(None, values[2], type_=Integer)
+            # Integers bind as BIGINT: a forged value compares instead of overflowing an INT.
+            bindparam(None, after, type_=BigInteger() if sort.field.kind is int else col.type),
+            bindparam(None, values[2], type_=BigInteger()),
         )
         stmt = stmt.where(key < bound if sort.descending else key > bound)
     if sort.descending:

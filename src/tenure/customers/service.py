@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, exists, func, select, tuple_
+from sqlalchemy import BigInteger, and_, bindparam, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from tenure.core.errors import BadCursor, NotFound, field_error
@@ -249,7 +249,7 @@ def _search_page(
             raise BadCursor("The cursor does not belong to this search. Start again without it.")
         after = tuple_(
             bindparam(None, values[1], type_=CustomerSearchTerm.term.type),
-            bindparam(None, values[2], type_=Integer),
+            bindparam(None, values[2], type_=BigInteger()),
         )
         stmt = stmt.where(tuple_(CustomerSearchTerm.term, CustomerSearchTerm.customer_id) > after)
     rows = session.execute(
