@@ -57,6 +57,7 @@ class BodyLimitMiddleware:
             return
         received = 0
         too_large = False
+        refused = False
 
         async def limited() -> Message:
             nonlocal received, too_large
@@ -68,10 +69,24 @@ class BodyLimitMiddleware:
                     raise _TooLarge
             return message
 
+        async def refuse_once() -> None:
+            nonlocal refused
+            if not refused:
+                refused = True
+                await self._refuse(send)
+
+        async def checked_send(message: Message) -> None:
+            # The app may catch the error raised from receive() and answer something else
+            # (FastAPI answers 400 "error parsing the body"); the client still gets the 413.
+            if too_large:
+                await refuse_once()
+            else:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, checked_send)
         except _TooLarge:
-            await self._refuse(send)
+            await refuse_once()
 
     async def _refuse(self, send: Send) -> None:
         body = problem_bytes(
