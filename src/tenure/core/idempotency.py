@@ -106,8 +106,10 @@ class IdempotencyMiddleware:
             await self.app(scope, _replay(body), capture)
         finally:
             status = int(captured["status"])
-            if status >= 500:
-                # A server failure is not a result: free the key so the client can retry.
+            if status >= 500 or _no_store(captured["headers"]):
+                # A server failure is not a result, and a response marked no-store carries a
+                # secret (a new token or API key) that must not be kept: either way, free
+                # the key so the client can retry.
                 await run_in_threadpool(self._release, owner, key)
             else:
                 await run_in_threadpool(
@@ -154,6 +156,12 @@ class IdempotencyMiddleware:
                     IdempotencyRecord.scope == owner, IdempotencyRecord.key == key
                 )
             )
+
+
+def _no_store(headers: list[Any]) -> bool:
+    return any(
+        bytes(k).lower() == b"cache-control" and b"no-store" in bytes(v).lower() for k, v in headers
+    )
 
 
 async def _read_body(receive: Receive) -> bytes | None:

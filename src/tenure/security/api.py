@@ -29,9 +29,16 @@ KeyHolder = Annotated[User, Depends(require(API_KEYS_MANAGE))]
 router = APIRouter(prefix="/api/v1", tags=["auth and users"])
 
 
+# Responses that carry a secret are marked no-store: no cache (nor idempotent replay) keeps them.
+NO_STORE = "no-store"
+
+
 @router.post("/auth/login", response_model=TokenResponse)
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+def login(
+    body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
     """Exchange email and password for a bearer token."""
+    response.headers["Cache-Control"] = NO_STORE
     token, _user = service.login(
         session=session,
         email=body.email,
@@ -101,8 +108,11 @@ def list_api_keys(session: SessionDep, actor: KeyHolder) -> list[ApiKeyRead]:
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
-def create_api_key(body: ApiKeyCreate, session: SessionDep, actor: KeyHolder) -> ApiKeyCreated:
+def create_api_key(
+    body: ApiKeyCreate, response: Response, session: SessionDep, actor: KeyHolder
+) -> ApiKeyCreated:
     """Create an API key for yourself. The key is in this response only."""
+    response.headers["Cache-Control"] = NO_STORE
     record, key = service.create_api_key(session=session, user=actor, name=body.name)
     return ApiKeyCreated(**ApiKeyRead.model_validate(record).model_dump(), key=key)
 
