@@ -43,7 +43,7 @@ pg_bindir() {
             return 0
         fi
     fi
-    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -rn); do
+    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5 -rn); do
         if [[ -x $dir/initdb && -x $dir/pg_ctl ]]; then
             echo "$dir"
             return 0
