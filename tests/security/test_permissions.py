@@ -1,0 +1,293 @@
+"""Access control: every API route is guarded, and each role gets exactly its permissions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenure.app import create_app
+from tenure.catalog import service as catalog_service
+from tenure.catalog.schemas import ProductCreate
+from tenure.config import Settings
+from tenure.customers import service as customers_service
+from tenure.customers.models import Customer
+from tenure.customers.schemas import CustomerCreate
+from tenure.db import unit_of_work
+from tenure.deps import get_principal, require
+from tenure.models import metadata
+from tenure.security import passwords
+from tenure.security.models import User
+from tenure.security.permissions import (
+    ALL_PERMISSIONS,
+    API_KEYS_MANAGE,
+    CUSTOMERS_DELETE,
+    CUSTOMERS_READ,
+    CUSTOMERS_WRITE,
+    ORDERS_READ,
+    ORDERS_WRITE,
+    PRODUCTS_READ,
+    PRODUCTS_WRITE,
+    ROLE_PERMISSIONS,
+    USERS_READ,
+    USERS_WRITE,
+    Role,
+)
+
+Headers = dict[str, str]
+Login = Callable[..., Headers]
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing in is not what these tests are about; keep Argon2 cheap here."""
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    return create_app(settings, engine=engine)
+
+
+def _api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route under /api/v1 as mounted: with the prefixes and dependencies of the
+    routers that include it."""
+    return [
+        r
+        for r in iter_route_contexts(app.routes)
+        if isinstance(r.original_route, APIRoute) and (r.path or "").startswith("/api/v1/")
+    ]
+
+
+def _guards(route: RouteContext) -> tuple[set[str], bool]:
+    """The permissions a route's dependencies require, and whether it needs a principal."""
+    permissions: set[str] = set()
+    principal = False
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        permission = getattr(dependant.call, "permission", None)
+        if permission is not None:
+            permissions.add(permission)
+        principal = principal or dependant.call is get_principal
+        pending.extend(dependant.dependencies)
+    return permissions, principal
+
+
+def _name(route: RouteContext) -> str:
+    return f"{'/'.join(sorted(route.methods or ()))} {route.path}"
+
+
+def test_every_api_route_but_login_declares_a_permission_or_the_principal(app: FastAPI) -> None:
+    routes = _api_routes(app)
+    unguarded = [_name(r) for r in routes if r.path != LOGIN_PATH and _guards(r) == (set(), False)]
+
+    assert len(routes) >= 20
+    assert unguarded == []
+
+
+def test_the_route_audit_notices_a_route_added_without_a_guard(app: FastAPI) -> None:
+    extra = APIRouter(prefix="/api/v1/extras")
+
+    @extra.get("/open")
+    def open_route() -> dict[str, str]:
+        return {}
+
+    @extra.get("/guarded")
+    def guarded_route(_user: Annotated[User, Depends(require(USERS_READ))]) -> dict[str, str]:
+        return {}
+
+    app.include_router(extra)
+    guards = {r.path: _guards(r) for r in _api_routes(app)}
+
+    assert guards["/api/v1/extras/open"] == (set(), False)
+    assert guards["/api/v1/extras/guarded"] == ({USERS_READ}, True)
+    assert guards["/api/v1/auth/me"] == (set(), True)
+
+
+def test_login_is_the_only_open_api_route(app: FastAPI) -> None:
+    open_routes = [_name(r) for r in _api_routes(app) if _guards(r) == (set(), False)]
+
+    assert open_routes == [f"POST {LOGIN_PATH}"]
+
+
+def test_every_declared_permission_is_a_known_one(app: FastAPI) -> None:
+    declared = set().union(*(_guards(r)[0] for r in _api_routes(app)))
+
+    assert declared <= ALL_PERMISSIONS
+    assert declared == ALL_PERMISSIONS, "a permission no route uses"
+
+
+def test_every_api_route_but_login_answers_401_without_credentials(app: FastAPI) -> None:
+    answers: dict[str, int] = {}
+    with TestClient(app) as client:
+        for route in _api_routes(app):
+            if route.path == LOGIN_PATH:
+                continue
+            path = re.sub(r"\{[^}]+\}", "1", route.path or "")
+            for method in route.methods or ():
+                r = client.request(method, path)
+                assert r.headers["content-type"] == "application/problem+json"
+                answers[f"{method} {route.path}"] = r.status_code
+
+    assert len(answers) >= 20
+    assert {k: v for k, v in answers.items() if v != 401} == {}
+
+
+# --- each role against one representative route per permission ----------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    ok: int
+    writes: bool
+
+
+PROBES: dict[str, Probe] = {
+    CUSTOMERS_READ: Probe("GET", "/api/v1/customers", None, 200, False),
+    CUSTOMERS_WRITE: Probe("POST", "/api/v1/customers", {"name": "New"}, 201, True),
+    CUSTOMERS_DELETE: Probe("DELETE", "/api/v1/customers/{doomed}", None, 204, True),
+    PRODUCTS_READ: Probe("GET", "/api/v1/products", None, 200, False),
+    PRODUCTS_WRITE: Probe(
+        "POST", "/api/v1/products", {"sku": "NEW-1", "name": "New", "unit_price": "1.00"}, 201, True
+    ),
+    ORDERS_READ: Probe("GET", "/api/v1/orders", None, 200, False),
+    ORDERS_WRITE: Probe(
+        "POST",
+        "/api/v1/orders",
+        {"customer_id": "{customer}", "lines": [{"product_id": "{product}", "quantity": 1}]},
+        201,
+        True,
+    ),
+    USERS_READ: Probe("GET", "/api/v1/users", None, 200, False),
+    USERS_WRITE: Probe(
+        "POST",
+        "/api/v1/users",
+        {"email": "new@example.com", "name": "New", "password": "long-enough-pw", "role": "sales"},
+        201,
+        True,
+    ),
+    API_KEYS_MANAGE: Probe("POST", "/api/v1/api-keys", {"name": "sync"}, 201, True),
+}
+
+
+def test_there_is_a_probe_for_every_permission() -> None:
+    assert set(PROBES) == ALL_PERMISSIONS
+
+
+@dataclass(frozen=True)
+class Records:
+    customer: int
+    doomed: int
+    product: int
+
+
+@pytest.fixture
+def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> Records:
+    owner = make_user("admin")
+    with unit_of_work(sessions) as s:
+        customer = customers_service.create(
+            session=s, data=CustomerCreate(name="Kept"), actor=owner
+        )
+        doomed = customers_service.create(
+            session=s, data=CustomerCreate(name="Doomed"), actor=owner
+        )
+        product = catalog_service.create(
+            session=s, data=ProductCreate(sku="OLD-1", name="Old", unit_price="2.50")
+        )
+        return Records(customer.id, doomed.id, product.id)
+
+
+def _fill(value: Any, records: Records) -> Any:
+    """Put the records' ids where a probe has ``{customer}``, ``{doomed}`` or ``{product}``."""
+    if isinstance(value, dict):
+        return {k: _fill(v, records) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, records) for v in value]
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        return getattr(records, value[1:-1])
+    return value
+
+
+def _snapshot(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        counts = {
+            t.name: conn.scalar(select(func.count()).select_from(t)) or 0
+            for t in metadata.sorted_tables
+        }
+        counts["trashed customers"] = (
+            conn.scalar(select(func.count()).where(Customer.deleted_at.is_not(None))) or 0
+        )
+    return counts
+
+
+def _iter_probes(
+    client: TestClient, headers: Headers, records: Records, engine: Engine
+) -> Iterator[tuple[str, int, bool]]:
+    for permission, probe in PROBES.items():
+        path = probe.path.format(**vars(records))
+        before = _snapshot(engine)
+        r = client.request(probe.method, path, json=_fill(probe.body, records), headers=headers)
+        if r.status_code == 403:
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["type"] == "urn:tenure:problem:permission-denied"
+        yield permission, r.status_code, _snapshot(engine) != before
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_a_role_may_do_exactly_what_its_permissions_allow(
+    client: TestClient, login: Login, records: Records, engine: Engine, role: Role
+) -> None:
+    headers = login(role)
+
+    observed = {
+        perm: (status, changed)
+        for perm, status, changed in _iter_probes(client, headers, records, engine)
+    }
+
+    allowed = ROLE_PERMISSIONS[role]
+    expected = {
+        perm: (probe.ok, probe.writes) if perm in allowed else (403, False)
+        for perm, probe in PROBES.items()
+    }
+    assert observed == expected
+
+
+_READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ}
+DOCUMENTED_ROLES: dict[Role, set[str]] = {
+    Role.ADMIN: set(ALL_PERMISSIONS),
+    Role.MANAGER: _READS
+    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
+    | {API_KEYS_MANAGE},
+    Role.SALES: _READS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
+    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
+    Role.MARKETING: _READS | {API_KEYS_MANAGE},
+    Role.ANALYST: _READS | {API_KEYS_MANAGE},
+    Role.AUDITOR: _READS | {USERS_READ},
+}
+
+
+def test_the_role_table_is_the_documented_one() -> None:
+    """A change to who may do what is deliberate: it shows up here and in the README."""
+    assert {role: set(perms) for role, perms in ROLE_PERMISSIONS.items()} == DOCUMENTED_ROLES
+
+
+def test_only_admins_manage_users() -> None:
+    assert [role for role, perms in ROLE_PERMISSIONS.items() if USERS_WRITE in perms] == [
+        Role.ADMIN
+    ]
