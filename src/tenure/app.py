@@ -16,16 +16,21 @@ from starlette.responses import Response
 
 from tenure import __version__
 from tenure.catalog.api import router as products_router
+from tenure.catalog.web import router as products_web_router
 from tenure.config import Settings, get_settings
 from tenure.core.errors import TenureError
 from tenure.core.idempotency import IdempotencyMiddleware
 from tenure.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
+from tenure.customers.web import router as customers_web_router
 from tenure.db import make_engine, make_sessionmaker
 from tenure.observability.health import router as health_router
 from tenure.orders.api import router as orders_router
+from tenure.orders.web import router as orders_web_router
 from tenure.security.api import router as security_router
+from tenure.security.models import User
+from tenure.security.web import router as security_web_router
 from tenure.web.dashboard import router as dashboard_router
 from tenure.web.pages import login_redirect, static_files
 from tenure.web.pages import router as pages_router
@@ -60,7 +65,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(router)
 
     app.mount("/static", static_files, name="static")
-    for router in (pages_router, dashboard_router):
+    for router in (
+        pages_router,
+        dashboard_router,
+        customers_web_router,
+        products_web_router,
+        orders_web_router,
+        security_web_router,
+    ):
         app.include_router(router)
 
     _install_error_handlers(app)
@@ -90,7 +102,18 @@ def is_api(request: Request) -> bool:
     return path.startswith("/api/") or path in ("/openapi.json", "/healthz", "/readyz")
 
 
+def _reload_user(request: Request) -> None:
+    """The request's transaction rolled back on the error, expiring the signed-in user;
+    load it again so the error page can show the user's menu and language."""
+    user_id = getattr(request.state, "user_id", None)
+    if getattr(request.state, "user", None) is None or user_id is None:
+        return
+    with request.app.state.sessions() as session:
+        request.state.user = session.get(User, user_id)
+
+
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    _reload_user(request)
     return render(
         request, "errors/error.html", {"title": title, "detail": detail}, status_code=status
     )

@@ -134,3 +134,22 @@ def list_products(
         limit=limit,
         count_cap=count_cap,
     )
+
+
+def categories(*, session: Session) -> list[str]:
+    """The categories products outside the trash use, alphabetically (for filters)."""
+    rows = session.scalars(
+        select(Product.category)
+        .where(Product.category.is_not(None), Product.deleted_at.is_(None))
+        .distinct()
+        .order_by(Product.category)
+    )
+    return [c for c in rows if c]
+
+
+def names(*, session: Session, product_ids: set[int]) -> dict[int, str]:
+    """Product names by id, trashed ones included, for labelling order lines."""
+    if not product_ids:
+        return {}
+    rows = session.execute(select(Product.id, Product.name).where(Product.id.in_(product_ids)))
+    return {row[0]: row[1] for row in rows}

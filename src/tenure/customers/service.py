@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, bindparam, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from tenure.core.errors import BadCursor, NotFound, field_error
+from tenure.core.errors import BadCursor, InvalidInput, NotFound, field_error
 from tenure.core.pagination import (
     AnySelect,
     Slice,
@@ -184,7 +184,8 @@ def _filtered(stmt: AnySelect, f: CustomerFilter) -> AnySelect:
 def _term_range(q: str) -> tuple[str, str]:
     bounds = search.prefix_range(q)
     if bounds is None:
-        raise field_error("q", "Type at least one letter or digit to search.")
+        msg = "Type at least one letter or digit to search."
+        raise InvalidInput(msg, errors=[{"loc": ["query", "q"], "msg": msg}])
     return bounds
 
 
@@ -300,3 +301,40 @@ def names(*, session: Session, customer_ids: set[int]) -> dict[int, str]:
         return {}
     rows = session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))
     return {row[0]: row[1] for row in rows}
+
+
+def get_for_update(*, session: Session, customer_id: int) -> Customer:
+    """A customer by id, row-locked until the transaction ends (so a version check holds)."""
+    customer = session.get(Customer, customer_id, with_for_update=True)
+    if customer is None or customer.deleted_at is not None:
+        raise NotFound(f"There is no customer {customer_id}.")
+    return customer
+
+
+def list_customers_filled(
+    *,
+    session: Session,
+    filters: CustomerFilter,
+    sort: Sort | None,
+    cursor: str | None,
+    limit: int,
+    max_reads: int = 5,
+) -> Slice[Customer]:
+    """``list_customers``, with a short search page topped up from the rows that follow.
+
+    A search page lists each customer once, at their first matching word, so a page of
+    ``limit`` rows can hold fewer customers (or none) while more follow. Reading on (at
+    most ``max_reads`` times) keeps pages from coming up empty; a page may then hold
+    somewhat more than ``limit`` customers.
+    """
+    page = list_customers(session=session, filters=filters, sort=sort, cursor=cursor, limit=limit)
+    items, next_at = list(page.items), page.next_cursor
+    reads = 1
+    while next_at is not None and len(items) < limit and reads < max_reads:
+        more = list_customers(
+            session=session, filters=filters, sort=sort, cursor=next_at, limit=limit
+        )
+        items.extend(more.items)
+        next_at = more.next_cursor
+        reads += 1
+    return Slice(items, next_at)

@@ -59,7 +59,20 @@ def get(*, session: Session, order_id: int, include_trashed: bool = False) -> Or
     return order
 
 
-def _priced_lines(session: Session, lines: list[OrderLineIn], currency: str) -> list[OrderLine]:
+@dataclass(frozen=True)
+class PricedLines:
+    """Order lines priced as an order in one currency would be, and their sum."""
+
+    lines: list[OrderLine]
+    total: Decimal
+
+
+def price_lines(*, session: Session, lines: list[OrderLineIn], currency: str) -> PricedLines:
+    """Price ``lines`` for an order in ``currency``; ``InvalidInput`` names each bad line.
+
+    Orders use this when created or when a draft's lines change, and the order form uses it
+    to show the total before saving, so both always agree. Nothing is written.
+    """
     products = catalog_service.get_many(
         session=session, product_ids={ln.product_id for ln in lines}
     )
@@ -101,7 +114,7 @@ def _priced_lines(session: Session, lines: list[OrderLineIn], currency: str) -> 
         )
     if errors:
         raise InvalidInput("Some order lines are not valid.", errors=errors)
-    return priced
+    return PricedLines(priced, sum((ln.line_total for ln in priced), Decimal(0)))
 
 
 def create(*, session: Session, data: OrderCreate) -> Order:
@@ -111,15 +124,15 @@ def create(*, session: Session, data: OrderCreate) -> Order:
         raise field_error("status", f"A new order starts as one of: {allowed}.")
     if not customers_service.exists_active(session=session, customer_id=data.customer_id):
         raise field_error("customer_id", f"There is no customer {data.customer_id}.")
-    lines = _priced_lines(session, data.lines, data.currency)
+    priced = price_lines(session=session, lines=data.lines, currency=data.currency)
     order = Order(
         customer_id=data.customer_id,
         status=data.status.value,
         ordered_at=data.ordered_at or utcnow(),
         currency=data.currency,
         notes=data.notes,
-        lines=lines,
-        total=sum((ln.line_total for ln in lines), Decimal(0)),
+        lines=priced.lines,
+        total=priced.total,
     )
     session.add(order)
     session.flush()
@@ -142,8 +155,9 @@ def update(*, session: Session, order: Order, data: OrderUpdate) -> Order:
     if data.lines is not None:
         if order.status != OrderStatus.DRAFT:
             raise field_error("lines", "Lines can be changed only while the order is a draft.")
-        order.lines = _priced_lines(session, data.lines, order.currency)
-        order.total = sum((ln.line_total for ln in order.lines), Decimal(0))
+        priced = price_lines(session=session, lines=data.lines, currency=order.currency)
+        order.lines = priced.lines
+        order.total = priced.total
     if data.status is not None:
         order.status = data.status.value
     if data.ordered_at is not None:

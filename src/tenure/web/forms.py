@@ -43,8 +43,9 @@ def errors_of(exc: ValidationError | InvalidInput) -> FieldErrors:
             msg = err["msg"].removeprefix("Value error, ")
             found.setdefault(_field(err["loc"]), msg)
     else:
-        for err in exc.errors or [{"loc": [], "msg": exc.detail}]:
-            found.setdefault(_field(err.get("loc", [])), str(err.get("msg", exc.detail)))
+        details: list[dict[str, Any]] = [dict(e) for e in exc.errors or []]
+        for detail in details or [{"loc": [], "msg": exc.detail}]:
+            found.setdefault(_field(detail.get("loc", [])), str(detail.get("msg", exc.detail)))
     return found
 
 

@@ -28,3 +28,18 @@ function drawCharts(root) {
 }
 window.addEventListener("load", () => drawCharts(document));
 document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.target));
+
+// Order form: "Remove" on a line drops that row, then re-prices the order (a change event
+// on the form triggers its HTMX preview).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-remove-row]");
+  if (!button) return;
+  const row = document.querySelector(button.dataset.removeRow);
+  const form = button.form;
+  if (!row) return;
+  const next = row.nextElementSibling || row.previousElementSibling;
+  row.remove();
+  if (form) form.dispatchEvent(new Event("change", { bubbles: true }));
+  const focusTarget = next ? next.querySelector("select, input:not([type=hidden])") : document.getElementById("add-line");
+  if (focusTarget) focusTarget.focus();
+});

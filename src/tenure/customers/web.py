@@ -1,0 +1,585 @@
+"""Customer pages: list and search, the customer 360 page, create, edit, trash and restore.
+
+Thin handlers over ``customers.service`` (and ``orders.service`` for the figures): they
+parse the query or form, call the service and render; the rules live in the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.datastructures import FormData
+
+from tenure.core.errors import InvalidInput, NotFound
+from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
+from tenure.customers import service
+from tenure.customers.models import Customer
+from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
+from tenure.deps import SessionDep
+from tenure.orders import service as orders_service
+from tenure.orders.models import Order
+from tenure.security import service as security_service
+from tenure.security.models import User
+from tenure.security.permissions import (
+    CUSTOMERS_DELETE,
+    CUSTOMERS_READ,
+    CUSTOMERS_WRITE,
+    ORDERS_READ,
+    has_permission,
+)
+from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
+from tenure.web.i18n import Formatter
+from tenure.web.session import Csrf, page_require
+from tenure.web.templating import gettext_for, is_htmx, render, request_locale
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+ORDERS_PAGE_SIZE = 20
+# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
+MAX_ID = 2**63 - 1
+# The choices of the sort select; "" is the service default (newest, or best match).
+SORTS = ("", "name", "-name", "-created_at", "created_at", "-updated_at", "updated_at")
+SORTABLE_COLUMNS = ("name", "created_at", "updated_at")
+ADDRESS_PARTS = ("line1", "line2", "city", "region", "postal_code", "country")
+# Every field of the create and edit forms, in the order they are shown and compared.
+FORM_FIELDS = (
+    "name",
+    "kind",
+    "company_name",
+    "email",
+    "phone",
+    *(f"address.{part}" for part in ADDRESS_PARTS),
+    "lifecycle_stage",
+    "owner_id",
+    "tags",
+    "source",
+    "notes",
+)
+# The fields that go to the schema as they are (address and tags are reshaped).
+_PLAIN_FIELDS = tuple(f for f in FORM_FIELDS if f != "tags" and not f.startswith("address."))
+
+Reader = Annotated[User, page_require(CUSTOMERS_READ)]
+Writer = Annotated[User, page_require(CUSTOMERS_WRITE)]
+Deleter = Annotated[User, page_require(CUSTOMERS_DELETE)]
+Values = dict[str, str]
+
+
+async def read_form(request: Request) -> FormData:
+    """The submitted form, read before the (sync) handler runs."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(read_form)]
+
+
+def customer_id_param(customer_id: int) -> int:
+    if not 1 <= customer_id <= MAX_ID:
+        raise NotFound(f"There is no customer {customer_id}.")
+    return customer_id
+
+
+CustomerId = Annotated[int, Depends(customer_id_param)]
+
+
+def load_customer(customer_id: CustomerId, session: SessionDep) -> Customer:
+    """The customer named in the path (not in the trash), or a 404 page."""
+    return service.get(session=session, customer_id=customer_id)
+
+
+CustomerDep = Annotated[Customer, Depends(load_customer)]
+
+
+def field_labels(gettext: Callable[[str], str]) -> dict[str, str]:
+    """The label of each form field, in the reader's language."""
+    return {
+        "name": gettext("Name"),
+        "kind": gettext("Kind"),
+        "company_name": gettext("Company"),
+        "email": gettext("Email"),
+        "phone": gettext("Phone"),
+        "address.line1": gettext("Address line 1"),
+        "address.line2": gettext("Address line 2"),
+        "address.city": gettext("City"),
+        "address.region": gettext("Region"),
+        "address.postal_code": gettext("Postal code"),
+        "address.country": gettext("Country"),
+        "lifecycle_stage": gettext("Lifecycle stage"),
+        "owner_id": gettext("Owner"),
+        "tags": gettext("Tags"),
+        "source": gettext("Source"),
+        "notes": gettext("Notes"),
+    }
+
+
+# ---------------------------------------------------------------- list and search
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the list shows, as read from (and written back to) its URL."""
+
+    q: str | None = None
+    lifecycle_stage: str | None = None
+    owner_id: int | None = None
+    tag: str | None = None
+    sort: str = ""
+    limit: int = PAGE_SIZE
+
+    @property
+    def filtered(self) -> bool:
+        return any(v is not None for v in (self.q, self.lifecycle_stage, self.owner_id, self.tag))
+
+    def filters(self) -> service.CustomerFilter:
+        return service.CustomerFilter(
+            q=self.q, lifecycle_stage=self.lifecycle_stage, owner_id=self.owner_id, tag=self.tag
+        )
+
+    def service_sort(self) -> Sort | None:
+        """None asks the service for best matches first (a search without a chosen order)."""
+        if not self.sort and self.q is not None:
+            return None
+        return parse_sort(self.sort or None, service.SORT_FIELDS, service.DEFAULT_SORT)
+
+    def url(self, **changes: Any) -> str:
+        """This list's address with ``changes``; empty values are left out."""
+        params: dict[str, Any] = {
+            "q": self.q,
+            "lifecycle_stage": self.lifecycle_stage,
+            "owner_id": self.owner_id,
+            "tag": self.tag,
+            "sort": self.sort or None,
+            "limit": self.limit if self.limit != PAGE_SIZE else None,
+        }
+        params.update(changes)
+        kept = {k: v for k, v in params.items() if v is not None and v != ""}
+        return "/customers" + ("?" + urlencode(kept) if kept else "")
+
+
+def _blank(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def _bad(param: str, msg: str) -> InvalidInput:
+    return InvalidInput(f"{param}: {msg}", errors=[{"loc": ["query", param], "msg": msg}])
+
+
+def list_query(
+    q: str | None = None,
+    lifecycle_stage: str | None = None,
+    owner_id: str | None = None,
+    tag: str | None = None,
+    sort: str | None = None,
+    limit: str | None = None,
+) -> ListQuery:
+    """Read the list's query string; an unknown value is refused, not silently ignored."""
+    stage = _blank(lifecycle_stage)
+    if stage is not None and stage not in {s.value for s in LifecycleStage}:
+        raise _bad("lifecycle_stage", "must be one of lead, prospect, customer, churned")
+    owner = _blank(owner_id)
+    if owner is not None and not (owner.isdigit() and len(owner) < 19):
+        raise _bad("owner_id", "must be a user id")
+    order = _blank(sort) or ""
+    if order not in SORTS:
+        raise _bad("sort", "must be one of " + ", ".join(s for s in SORTS if s))
+    size = _blank(limit)
+    if size is not None and not (size.isdigit() and 1 <= int(size) <= MAX_LIMIT):
+        raise _bad("limit", f"must be between 1 and {MAX_LIMIT}")
+    return ListQuery(
+        q=_blank(q),
+        lifecycle_stage=stage,
+        owner_id=int(owner) if owner else None,
+        tag=_blank(tag),
+        sort=order,
+        limit=int(size) if size else PAGE_SIZE,
+    )
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A sortable column header: where clicking it leads and how the list is sorted now."""
+
+    url: str
+    state: str  # "ascending", "descending" or "none" (the values of aria-sort)
+
+
+def sort_columns(query: ListQuery) -> dict[str, Column]:
+    columns = {}
+    for name in SORTABLE_COLUMNS:
+        if query.sort == name:
+            columns[name] = Column(query.url(sort="-" + name), "ascending")
+        elif query.sort == "-" + name:
+            columns[name] = Column(query.url(sort=name), "descending")
+        else:
+            first = name if name == "name" else "-" + name  # names A-Z, dates newest first
+            columns[name] = Column(query.url(sort=first), "none")
+    return columns
+
+
+def wants_fragment(request: Request) -> bool:
+    """An HTMX swap of the results, not a history restore (which needs the whole page)."""
+    return is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
+
+
+def _user_options(users: Sequence[User], keep: int | None = None) -> list[tuple[int, str]]:
+    return [(u.id, u.name) for u in users if u.is_active or u.id == keep]
+
+
+def _trashed(session: Session, raw: str | None) -> Customer | None:
+    """The customer just moved to the trash (for the undo notice), if ``raw`` names one."""
+    if not raw or not raw.isdigit() or len(raw) > 18:
+        return None
+    try:
+        customer = service.get(session=session, customer_id=int(raw), include_trashed=True)
+    except NotFound:
+        return None
+    return customer if customer.deleted_at is not None else None
+
+
+@router.get("/customers")
+def customer_list(
+    request: Request,
+    session: SessionDep,
+    _user: Reader,
+    query: ListQueryDep,
+    cursor: str | None = None,
+    deleted: str | None = None,
+) -> Response:
+    result = service.list_customers_filled(
+        session=session,
+        filters=query.filters(),
+        sort=query.service_sort(),
+        cursor=_blank(cursor),
+        limit=query.limit,
+    )
+    users = security_service.list_users(session=session)
+    context = {
+        "query": query,
+        "customers": result.items,
+        "next_url": query.url(cursor=result.next_cursor) if result.next_cursor else None,
+        "columns": sort_columns(query),
+        "owners": {u.id: u.name for u in users},
+        "owner_options": _user_options(users, keep=query.owner_id),
+        "stages": [s.value for s in LifecycleStage],
+    }
+    headers = {"Vary": "HX-Request"}
+    if wants_fragment(request):
+        # The address bar shows the clean, shareable address of what is listed.
+        headers["HX-Push-Url"] = query.url(cursor=_blank(cursor))
+        return render(request, "customers/_results.html", context, headers=headers)
+    context["deleted"] = _trashed(session, deleted)
+    return render(request, "customers/list.html", context, headers=headers)
+
+
+@router.get("/customers/trash")
+def customer_trash(
+    request: Request, session: SessionDep, _user: Reader, cursor: str | None = None
+) -> Response:
+    # Trashing writes the row, so the latest updated are the latest trashed.
+    result = service.list_customers(
+        session=session,
+        filters=service.CustomerFilter(trashed=True),
+        sort=parse_sort("-updated_at", service.SORT_FIELDS, service.DEFAULT_SORT),
+        cursor=_blank(cursor),
+        limit=PAGE_SIZE,
+    )
+    next_url = "/customers/trash?" + urlencode({"cursor": result.next_cursor})
+    return render(
+        request,
+        "customers/trash.html",
+        {"customers": result.items, "next_url": next_url if result.next_cursor else None},
+    )
+
+
+# ---------------------------------------------------------------- create and edit
+
+
+def values_of(customer: Customer) -> Values:
+    """A customer's fields as the form shows them."""
+    address = customer.address or {}
+    values = {
+        "name": customer.name,
+        "kind": customer.kind,
+        "company_name": customer.company_name or "",
+        "email": customer.email or "",
+        "phone": customer.phone or "",
+        "lifecycle_stage": customer.lifecycle_stage,
+        "owner_id": str(customer.owner_id) if customer.owner_id is not None else "",
+        "tags": ", ".join(sorted(customer.tags)),
+        "source": customer.source or "",
+        "notes": customer.notes or "",
+    }
+    values.update({f"address.{p}": str(address.get(p) or "") for p in ADDRESS_PARTS})
+    return values
+
+
+def values_from_form(form: FormData) -> Values:
+    """The submitted fields as text, trimmed; tags tidied the way they will be stored."""
+    raw = form_dict(form, skip=("version",))
+    values = {name: str(raw.get(name) or "") for name in FORM_FIELDS}
+    tags = sorted({t.strip() for t in values["tags"].split(",") if t.strip()})
+    values["tags"] = ", ".join(tags)
+    values["address.country"] = values["address.country"].upper()
+    return values
+
+
+def schema_input(values: Values) -> dict[str, Any]:
+    """The form's values shaped for ``CustomerCreate``/``CustomerUpdate``."""
+    data: dict[str, Any] = {name: values[name] or None for name in _PLAIN_FIELDS}
+    address = {p: values[f"address.{p}"] or None for p in ADDRESS_PARTS}
+    data["address"] = address if any(address.values()) else None
+    data["tags"] = [t for t in values["tags"].split(", ") if t]
+    return data
+
+
+def _form_page(
+    request: Request,
+    session: Session,
+    *,
+    values: Values,
+    errors: FieldErrors,
+    customer: Customer | None = None,
+    version: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    users = security_service.list_users(session=session)
+    owner = int(values["owner_id"]) if values["owner_id"].isdigit() else None
+    return render(
+        request,
+        "customers/form.html",
+        {
+            "customer": customer,
+            "values": values,
+            "errors": errors,
+            "record_version": version,
+            "labels": field_labels(gettext_for(request)),
+            "owner_options": _user_options(users, keep=owner),
+            "action": f"/customers/{customer.id}/edit" if customer else "/customers/new",
+        },
+        status_code=status_code,
+    )
+
+
+def _conflict_page(
+    request: Request, session: Session, *, customer: Customer, yours: Values
+) -> Response:
+    """409: the stored record changed since the form was opened; show both, save nothing."""
+    theirs = values_of(customer)
+    users = security_service.list_users(session=session)
+    return render(
+        request,
+        "customers/conflict.html",
+        {
+            "customer": customer,
+            "fields": FORM_FIELDS,
+            "labels": field_labels(gettext_for(request)),
+            "theirs": theirs,
+            "yours": yours,
+            "changed": {name for name in FORM_FIELDS if theirs[name] != yours[name]},
+            "owners": {str(u.id): u.name for u in users},
+        },
+        status_code=409,
+    )
+
+
+@router.get("/customers/new")
+def new_customer(request: Request, session: SessionDep, user: Writer) -> Response:
+    values = dict.fromkeys(FORM_FIELDS, "")
+    values.update(kind=Kind.PERSON.value, lifecycle_stage=LifecycleStage.LEAD.value)
+    values["owner_id"] = str(user.id)
+    return _form_page(request, session, values=values, errors={})
+
+
+@router.post("/customers/new", dependencies=[Csrf])
+def create_customer(request: Request, session: SessionDep, user: Writer, form: FormDep) -> Response:
+    values = values_from_form(form)
+    data = {k: v for k, v in schema_input(values).items() if v is not None or k == "owner_id"}
+    parsed, errors = parse(CustomerCreate, data)
+    if parsed is not None:
+        try:
+            with session.begin_nested():
+                customer = service.create(session=session, data=parsed, actor=user)
+        except InvalidInput as exc:
+            errors = errors_of(exc)
+        else:
+            return RedirectResponse(f"/customers/{customer.id}", status_code=303)
+    return _form_page(request, session, values=values, errors=errors, status_code=422)
+
+
+@router.get("/customers/{customer_id:int}/edit")
+def edit_customer(
+    request: Request, session: SessionDep, _user: Writer, customer: CustomerDep
+) -> Response:
+    return _form_page(
+        request,
+        session,
+        values=values_of(customer),
+        errors={},
+        customer=customer,
+        version=customer.version,
+    )
+
+
+def _version(form: FormData) -> int | None:
+    raw = form.get("version")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+
+
+@router.post("/customers/{customer_id:int}/edit", dependencies=[Csrf])
+def update_customer(
+    request: Request,
+    session: SessionDep,
+    _user: Writer,
+    customer_id: CustomerId,
+    form: FormDep,
+) -> Response:
+    # Locked from here to the commit, so the version compared is the version overwritten.
+    customer = service.get_for_update(session=session, customer_id=customer_id)
+    yours = values_from_form(form)
+    if _version(form) != customer.version:
+        return _conflict_page(request, session, customer=customer, yours=yours)
+    parsed, errors = parse(CustomerUpdate, schema_input(yours))
+    if parsed is not None:
+        try:
+            with session.begin_nested():
+                service.update(session=session, customer=customer, data=parsed)
+        except InvalidInput as exc:
+            errors = errors_of(exc)
+        except StaleDataError:
+            # Another writer got in between all the same: the version column caught it.
+            session.refresh(customer)
+            return _conflict_page(request, session, customer=customer, yours=yours)
+        else:
+            return RedirectResponse(f"/customers/{customer.id}", status_code=303)
+    return _form_page(
+        request,
+        session,
+        values=yours,
+        errors=errors,
+        customer=customer,
+        version=customer.version,
+        status_code=422,
+    )
+
+
+# ---------------------------------------------------------------- trash and restore
+
+
+@router.post("/customers/{customer_id:int}/delete", dependencies=[Csrf])
+def delete_customer(session: SessionDep, _user: Deleter, customer: CustomerDep) -> Response:
+    service.trash(session=session, customer=customer)
+    return RedirectResponse(f"/customers?deleted={customer.id}", status_code=303)
+
+
+@router.post("/customers/{customer_id:int}/restore", dependencies=[Csrf])
+def restore_customer(session: SessionDep, _user: Deleter, customer_id: CustomerId) -> Response:
+    customer = service.restore(session=session, customer_id=customer_id)
+    return RedirectResponse(f"/customers/{customer.id}", status_code=303)
+
+
+# ---------------------------------------------------------------- the customer 360 page
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to a customer, for the timeline (newest first)."""
+
+    at: datetime
+    kind: str  # what happened: "customer-created", "customer-updated", "order", ...
+    text: str
+    link: str | None = None
+    badge: str | None = None  # a status shown beside the text, e.g. the order's
+
+
+def timeline(
+    *,
+    customer: Customer,
+    orders: Sequence[Order],
+    gettext: Callable[[str], str],
+    fmt: Formatter,
+) -> list[TimelineEntry]:
+    """Everything known to have happened to ``customer``, newest first.
+
+    Built from the records that exist today (the customer and their orders); tickets,
+    campaigns and notes add their entries here as they arrive.
+    """
+    entries = [TimelineEntry(customer.created_at, "customer-created", gettext("Customer created"))]
+    if customer.version > 1 and customer.updated_at > customer.created_at:
+        entries.append(
+            TimelineEntry(customer.updated_at, "customer-updated", gettext("Profile last updated"))
+        )
+    for order in orders:
+        text = gettext("Order #%(id)s for %(total)s") % {
+            "id": order.id,
+            "total": fmt.money(order.total, order.currency),
+        }
+        entries.append(
+            TimelineEntry(
+                order.ordered_at, "order", text, link=f"/orders/{order.id}", badge=order.status
+            )
+        )
+    return sorted(entries, key=lambda e: e.at, reverse=True)
+
+
+@router.get("/customers/{customer_id:int}")
+def customer_page(
+    request: Request,
+    session: SessionDep,
+    user: Reader,
+    customer: CustomerDep,
+    orders_cursor: str | None = None,
+) -> Response:
+    owner = (
+        security_service.get_user(session=session, user_id=customer.owner_id)
+        if customer.owner_id is not None
+        else None
+    )
+    context: dict[str, Any] = {"customer": customer, "owner": owner, "orders": []}
+    orders: list[Order] = []
+    if has_permission(user.role, ORDERS_READ):
+        newest_first = parse_sort("-ordered_at", orders_service.SORT_FIELDS, "-ordered_at")
+        listed = orders_service.list_orders(
+            session=session,
+            filters=orders_service.OrderFilter(customer_id=customer.id),
+            sort=newest_first,
+            cursor=_blank(orders_cursor),
+            limit=ORDERS_PAGE_SIZE,
+        )
+        orders = listed.items
+        if orders_cursor:  # the timeline always starts from the newest orders
+            orders = orders_service.list_orders(
+                session=session,
+                filters=orders_service.OrderFilter(customer_id=customer.id),
+                sort=newest_first,
+                cursor=None,
+                limit=ORDERS_PAGE_SIZE,
+            ).items
+        context.update(
+            summary=orders_service.customer_totals(session=session, customer_id=customer.id),
+            orders=listed.items,
+            orders_next_url=(
+                f"/customers/{customer.id}?" + urlencode({"orders_cursor": listed.next_cursor})
+                if listed.next_cursor
+                else None
+            ),
+        )
+    context["timeline"] = timeline(
+        customer=customer,
+        orders=orders,
+        gettext=gettext_for(request),
+        fmt=Formatter(request_locale(request)),
+    )
+    context["timeline_more"] = len(orders) == ORDERS_PAGE_SIZE
+    return render(request, "customers/detail.html", context)
