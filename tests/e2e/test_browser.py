@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tenure.security.models import User
-from tests.conftest import PASSWORD, MakeUser
-
-
-def sign_in(page: Page, user: User) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
+from tests.conftest import MakeUser
+from tests.e2e.helpers import sign_in
 
 
 def test_sign_in_and_out(page: Page, make_user: MakeUser) -> None:
