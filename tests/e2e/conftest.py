@@ -4,6 +4,7 @@ Chromium through Playwright. A failing test leaves a screenshot in test-artifact
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -97,5 +98,6 @@ def page(browser: Browser, request: pytest.FixtureRequest, live_server: str) -> 
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        name = re.sub(r"[^\w.\[\]-]+", "_", request.node.name)  # ids may hold "/"
+        pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()

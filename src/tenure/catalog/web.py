@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 from tenure.catalog import service
 from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate, ProductUpdate
-from tenure.core.errors import Conflict, InvalidInput
+from tenure.core.errors import Conflict, InvalidInput, NotFound
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
 from tenure.deps import SessionDep
@@ -27,6 +27,8 @@ Writer = Annotated[User, page_require(PRODUCTS_WRITE)]
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
+MAX_ID = 2**63 - 1
 SORTS = ("name", "-name", "sku", "-created_at")
 FIELDS = ("sku", "name", "category", "description", "unit_price", "currency")
 
@@ -36,6 +38,15 @@ async def _form(request: Request) -> FormData:
 
 
 FormDep = Annotated[FormData, Depends(_form)]
+
+
+def product_id_param(product_id: int) -> int:
+    if not 1 <= product_id <= MAX_ID:
+        raise NotFound(f"There is no product {product_id}.")
+    return product_id
+
+
+ProductId = Annotated[int, Depends(product_id_param)]
 
 
 def _friendly(request: Request, errors: FieldErrors) -> FieldErrors:
@@ -175,21 +186,23 @@ def product_create(request: Request, session: SessionDep, _user: Writer, form: F
 
 @router.get("/products/{product_id}")
 def product_detail(
-    request: Request, product_id: int, session: SessionDep, _user: Reader
+    request: Request, product_id: ProductId, session: SessionDep, _user: Reader
 ) -> Response:
     product = service.get(session=session, product_id=product_id, include_trashed=True)
     return render(request, "products/detail.html", {"product": product})
 
 
 @router.get("/products/{product_id}/edit")
-def product_edit(request: Request, product_id: int, session: SessionDep, _user: Writer) -> Response:
+def product_edit(
+    request: Request, product_id: ProductId, session: SessionDep, _user: Writer
+) -> Response:
     product = service.get(session=session, product_id=product_id)
     return _form_page(request, values=_product_values(product), errors={}, product=product)
 
 
 @router.post("/products/{product_id}/edit", dependencies=[Csrf])
 def product_update(
-    request: Request, product_id: int, session: SessionDep, _user: Writer, form: FormDep
+    request: Request, product_id: ProductId, session: SessionDep, _user: Writer, form: FormDep
 ) -> Response:
     product = service.get(session=session, product_id=product_id)
     values = _values(form)
@@ -226,13 +239,13 @@ def product_update(
 
 
 @router.post("/products/{product_id}/delete", dependencies=[Csrf])
-def product_trash(product_id: int, session: SessionDep, _user: Writer) -> Response:
+def product_trash(product_id: ProductId, session: SessionDep, _user: Writer) -> Response:
     product = service.get(session=session, product_id=product_id)
     service.trash(session=session, product=product)
     return RedirectResponse(f"/products/{product.id}", status_code=303)
 
 
 @router.post("/products/{product_id}/restore", dependencies=[Csrf])
-def product_restore(product_id: int, session: SessionDep, _user: Writer) -> Response:
+def product_restore(product_id: ProductId, session: SessionDep, _user: Writer) -> Response:
     product = service.restore(session=session, product_id=product_id)
     return RedirectResponse(f"/products/{product.id}", status_code=303)

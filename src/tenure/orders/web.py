@@ -47,6 +47,8 @@ Gettext = Callable[[str], str]
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
+MAX_ID = 2**63 - 1
 SORTS = ("-id", "id", "-ordered_at", "ordered_at")
 SUGGESTIONS = 8
 MAX_LINES = 500
@@ -61,6 +63,15 @@ async def _form(request: Request) -> FormData:
 
 
 FormDep = Annotated[FormData, Depends(_form)]
+
+
+def order_id_param(order_id: int) -> int:
+    if not 1 <= order_id <= MAX_ID:
+        raise NotFound(f"There is no order {order_id}.")
+    return order_id
+
+
+OrderId = Annotated[int, Depends(order_id_param)]
 
 
 @dataclass
@@ -405,13 +416,15 @@ def customer_picker(
 
 
 @router.get("/orders/{order_id}")
-def order_detail(request: Request, order_id: int, session: SessionDep, _user: Reader) -> Response:
+def order_detail(
+    request: Request, order_id: OrderId, session: SessionDep, _user: Reader
+) -> Response:
     return _detail(request, session, service.get(session=session, order_id=order_id))
 
 
 @router.post("/orders/{order_id}/status", dependencies=[Csrf])
 def order_status(
-    request: Request, order_id: int, session: SessionDep, _user: Writer, form: FormDep
+    request: Request, order_id: OrderId, session: SessionDep, _user: Writer, form: FormDep
 ) -> Response:
     _ = gettext_for(request)
     order = service.get(session=session, order_id=order_id)
