@@ -26,6 +26,8 @@ from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import make_engine, make_sessionmaker
 from tenure.observability.health import router as health_router
+from tenure.observability.metrics import install as install_metrics
+from tenure.observability.middleware import ObservabilityMiddleware
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
 from tenure.security.api import router as security_router
@@ -75,12 +77,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     ):
         app.include_router(router)
 
+    install_metrics(app, settings=settings, engine=engine)
     _install_error_handlers(app)
     # Outermost last: request id wraps everything, then the body limit, then idempotency.
     app.add_middleware(
         IdempotencyMiddleware, sessions=sessions, ttl_seconds=settings.idempotency_ttl_seconds
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware)  # metrics and access log, under the request id
     app.add_middleware(RequestIdMiddleware)
     return app
 

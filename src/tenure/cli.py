@@ -21,6 +21,8 @@ from tenure import __version__
 from tenure.config import get_settings
 from tenure.core.errors import TenureError
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.observability import serving
+from tenure.observability.cli import app as logs_app
 from tenure.ops import migrate
 from tenure.security import service as security_service
 from tenure.security.permissions import Role
@@ -31,6 +33,7 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
+app.add_typer(logs_app, name="logs")
 console = Console()
 err = Console(stderr=True)
 
@@ -87,15 +90,20 @@ def serve(
     current, head = migrate.revisions(make_engine(settings))
     if current != head:
         raise _fail(f"The database schema is at {current}, not {head}. Run 'tenure upgrade'.")
-    uvicorn.run(
-        "tenure.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        server_header=False,
-    )
+    host, workers = host or settings.host, workers or settings.workers
+    with serving.prepared(settings, host=host, workers=workers) as observed:
+        uvicorn.run(
+            "tenure.asgi:app",
+            host=host,
+            port=port or settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            server_header=False,
+            # A worker starting on a busy machine may take longer than uvicorn's 5 s.
+            timeout_worker_healthcheck=30,
+            **observed,
+        )
 
 
 @app.command()
