@@ -68,14 +68,46 @@ def create_user(*, session: Session, data: UserCreate) -> User:
     return user
 
 
+class LastAdmin(Conflict):
+    """Refused: the change would leave nobody able to manage users."""
+
+    code = "last-admin"
+    title = "At least one administrator must remain"
+
+
+def _check_an_admin_remains(*, session: Session, user: User, data: UserUpdate) -> None:
+    demoted = data.role is not None and data.role != Role.ADMIN
+    if (
+        user.role != Role.ADMIN.value
+        or not user.is_active
+        or not (demoted or data.is_active is False)
+    ):
+        return
+    # Every active admin is locked, so two admins removing each other at once cannot both win.
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.ADMIN.value, User.is_active).with_for_update()
+    ).all()
+    if not any(admin_id != user.id for admin_id in admins):
+        raise LastAdmin(
+            f"{user.email} is the only active administrator; make another user an "
+            "administrator first."
+        )
+
+
 def update_user(*, session: Session, user: User, data: UserUpdate) -> User:
-    """Change name, role, password or active flag; disabling revokes every credential."""
+    """Change name, role, password or active flag.
+
+    A new password ends the user's sign-ins (their API keys stay); disabling revokes every
+    credential; the last active administrator can be neither demoted nor disabled.
+    """
+    _check_an_admin_remains(session=session, user=user, data=data)
     if data.name is not None:
         user.name = data.name
     if data.role is not None:
         user.role = data.role.value
     if data.password is not None:
         user.password_hash = hash_password(data.password)
+        end_sign_ins(session=session, user=user)
     if data.is_active is not None:
         user.is_active = data.is_active
         if not data.is_active:
@@ -92,12 +124,28 @@ def disable_user(*, session: Session, user: User) -> User:
     return update_user(session=session, user=user, data=UserUpdate(is_active=False))
 
 
-def revoke_all_credentials(*, session: Session, user: User) -> None:
+def enable_user(*, session: Session, user: User) -> User:
+    """Let a disabled user sign in again; their old tokens and keys stay revoked."""
+    return update_user(session=session, user=user, data=UserUpdate(is_active=True))
+
+
+def reset_password(*, session: Session, user: User, password: str) -> User:
+    """Set a new password chosen by an administrator; the user's sign-ins end."""
+    return update_user(session=session, user=user, data=UserUpdate(password=password))
+
+
+def end_sign_ins(*, session: Session, user: User) -> None:
+    """Revoke every sign-in token (browser sessions included) of ``user``."""
     now = utcnow()
     for token in session.scalars(
         select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))
     ):
         token.revoked_at = now
+
+
+def revoke_all_credentials(*, session: Session, user: User) -> None:
+    now = utcnow()
+    end_sign_ins(session=session, user=user)
     for key in session.scalars(
         select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
     ):
