@@ -30,14 +30,16 @@ from tenure.observability.metrics import install as install_metrics
 from tenure.observability.middleware import ObservabilityMiddleware
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
+from tenure.security import service as security_service
 from tenure.security.api import router as security_router
 from tenure.security.models import User
 from tenure.security.web import router as security_web_router
 from tenure.web.dashboard import router as dashboard_router
+from tenure.web.messages import INTERNAL_ERROR, N_, localize
 from tenure.web.pages import login_redirect, static_files
 from tenure.web.pages import router as pages_router
-from tenure.web.session import LoginRequired
-from tenure.web.templating import render
+from tenure.web.session import SESSION_COOKIE, LoginRequired
+from tenure.web.templating import gettext_for, render
 
 log = logging.getLogger("tenure")
 
@@ -108,19 +110,49 @@ def is_api(request: Request) -> bool:
 
 def _reload_user(request: Request) -> None:
     """The request's transaction rolled back on the error, expiring the signed-in user;
-    load it again so the error page can show the user's menu and language."""
+    load it again so the error page can show the user's menu and language. When the error
+    came before the user was looked up (an address no page has), look them up now."""
     user_id = getattr(request.state, "user_id", None)
-    if getattr(request.state, "user", None) is None or user_id is None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if user_id is None and not token:
         return
     with request.app.state.sessions() as session:
-        request.state.user = session.get(User, user_id)
+        if user_id is not None:
+            request.state.user = session.get(User, user_id)
+            return
+        try:
+            principal = security_service.authenticate(session=session, credential=str(token))
+        except TenureError:
+            return  # signed out or expired: the page is shown as to a visitor
+        request.state.user = principal.user
+        request.state.user_id = principal.user.id
 
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    """An HTML error page; ``title`` and ``detail`` (English) are shown in the reader's language."""
     _reload_user(request)
-    return render(
-        request, "errors/error.html", {"title": title, "detail": detail}, status_code=status
-    )
+    _ = gettext_for(request)
+    context = {"title": localize(title, _), "detail": localize(detail, _)}
+    return render(request, "errors/error.html", context, status_code=status)
+
+
+STALE = (
+    N_("The record changed since you read it"),
+    N_("Someone else saved this record at the same moment. Fetch it again."),
+)
+CONFLICT = (
+    N_("Conflict"),
+    N_("The change conflicts with existing data (a duplicate or a missing reference)."),
+)
+BAD_REQUEST_DETAIL = N_(
+    "The address or the form has values this page cannot use. Go back and retry."
+)
+NOT_FOUND_PAGE = (N_("Not found"), N_("There is nothing at this address."))
+# Pages for the HTTP errors a browser can meet (titles and details are catalog msgids).
+HTTP_PAGES = {
+    404: NOT_FOUND_PAGE,
+    405: (N_("Method not allowed"), N_("This address does not accept that kind of request.")),
+}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -142,8 +174,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_page(request, exc.status, exc.title, exc.detail)
 
     @app.exception_handler(RequestValidationError)
-    def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    def validation_error(request: Request, exc: RequestValidationError) -> Response:
         status, detail, errors = _validation_errors(exc)
+        if not is_api(request):
+            if any(e["loc"][:1] == ["path"] for e in errors):  # e.g. /orders/abc
+                return _error_page(request, 404, *NOT_FOUND_PAGE)
+            return _error_page(request, status, N_("Invalid input"), BAD_REQUEST_DETAIL)
         code = "malformed-json" if status == 400 else "invalid-input"
         title = "Malformed JSON" if status == 400 else "Invalid input"
         return problem_response(status=status, code=code, title=title, detail=detail, errors=errors)
@@ -151,10 +187,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not is_api(request):
-            detail = (
-                "There is nothing at this address." if exc.status_code == 404 else str(exc.detail)
-            )
-            return _error_page(request, exc.status_code, str(exc.detail), detail)
+            title, detail = HTTP_PAGES.get(exc.status_code, (str(exc.detail), str(exc.detail)))
+            return _error_page(request, exc.status_code, title, detail)
         return problem_response(
             status=exc.status_code,
             code="http-" + str(exc.status_code),
@@ -164,33 +198,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StaleDataError)
-    def stale(_request: Request, _exc: StaleDataError) -> Response:
+    def stale(request: Request, _exc: StaleDataError) -> Response:
+        if not is_api(request):
+            return _error_page(request, 412, *STALE)
         return problem_response(
             status=412,
             code="precondition-failed",
-            title="The record changed since you read it",
-            detail="Someone else saved this record at the same moment. Fetch it again.",
+            title=STALE[0],
+            detail=STALE[1],
         )
 
     @app.exception_handler(IntegrityError)
-    def integrity(_request: Request, exc: IntegrityError) -> Response:
+    def integrity(request: Request, exc: IntegrityError) -> Response:
         log.warning("integrity error: %s", type(exc.orig).__name__)
-        return problem_response(
-            status=409,
-            code="conflict",
-            title="Conflict",
-            detail="The change conflicts with existing data (a duplicate or a missing reference).",
-        )
+        if not is_api(request):
+            return _error_page(request, 409, *CONFLICT)
+        return problem_response(status=409, code="conflict", title=CONFLICT[0], detail=CONFLICT[1])
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        detail = (
-            "Something went wrong on our side; it has been logged. "
-            f"Quote request id {getattr(request.state, 'request_id', '-')} when reporting it."
-        )
+        detail = INTERNAL_ERROR % {"id": getattr(request.state, "request_id", "-")}
         if not is_api(request):
-            return _error_page(request, 500, "Internal server error", detail)
+            return _error_page(request, 500, N_("Internal server error"), detail)
         return problem_response(
             status=500, code="internal-error", title="Internal server error", detail=detail
         )

@@ -93,7 +93,7 @@ def _save_errors(request: Request, exc: Conflict | InvalidInput, sku: str) -> Fi
     if isinstance(exc, Conflict):
         _ = gettext_for(request)
         return {"sku": _("Another product already has SKU %(sku)s.") % {"sku": sku}}
-    return _friendly(request, errors_of(exc))
+    return _friendly(request, errors_of(exc, gettext_for(request)))
 
 
 def _form_page(
@@ -171,7 +171,7 @@ def product_new(request: Request, _user: Writer) -> Response:
 @router.post("/products/new", dependencies=[Csrf])
 def product_create(request: Request, session: SessionDep, _user: Writer, form: FormDep) -> Response:
     values = _values(form)
-    data, errors = parse(ProductCreate, values)
+    data, errors = parse(ProductCreate, values, gettext_for(request))
     if data is None:
         errors = _friendly(request, errors)
     else:
@@ -221,7 +221,7 @@ def product_update(
             status_code=409,
         )
     # The form always sends every field, so a complete product is validated, then applied.
-    data, errors = parse(ProductCreate, values)
+    data, errors = parse(ProductCreate, values, gettext_for(request))
     if data is None:
         errors = _friendly(request, errors)
     else:

@@ -404,15 +404,16 @@ def new_customer(request: Request, session: SessionDep, user: Writer) -> Respons
 
 @router.post("/customers/new", dependencies=[Csrf])
 def create_customer(request: Request, session: SessionDep, user: Writer, form: FormDep) -> Response:
+    _ = gettext_for(request)
     values = values_from_form(form)
     data = {k: v for k, v in schema_input(values).items() if v is not None or k == "owner_id"}
-    parsed, errors = parse(CustomerCreate, data)
+    parsed, errors = parse(CustomerCreate, data, _)
     if parsed is not None:
         try:
             with session.begin_nested():
                 customer = service.create(session=session, data=parsed, actor=user)
         except InvalidInput as exc:
-            errors = errors_of(exc)
+            errors = errors_of(exc, _)
         else:
             return RedirectResponse(f"/customers/{customer.id}", status_code=303)
     return _form_page(request, session, values=values, errors=errors, status_code=422)
@@ -450,13 +451,14 @@ def update_customer(
     yours = values_from_form(form)
     if _version(form) != customer.version:
         return _conflict_page(request, session, customer=customer, yours=yours)
-    parsed, errors = parse(CustomerUpdate, schema_input(yours))
+    _ = gettext_for(request)
+    parsed, errors = parse(CustomerUpdate, schema_input(yours), _)
     if parsed is not None:
         try:
             with session.begin_nested():
                 service.update(session=session, customer=customer, data=parsed)
         except InvalidInput as exc:
-            errors = errors_of(exc)
+            errors = errors_of(exc, _)
         except StaleDataError:
             # Another writer got in between all the same: the version column caught it.
             session.refresh(customer)

@@ -38,6 +38,7 @@ from tenure.orders.schemas import (
 from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
 from tenure.web.forms import FieldErrors, form_dict, parse
+from tenure.web.messages import localize
 from tenure.web.session import Csrf, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -142,6 +143,7 @@ def _price(session: Session, rows: list[LineRow], currency: str, _: Gettext) -> 
                 "quantity": quantity,
                 "unit_price": row.unit_price or None,
             },
+            _,
         )
         if line is None:
             result.errors[row.index] = {f: messages.get(f, m) for f, m in errors.items()}
@@ -157,7 +159,8 @@ def _price(session: Session, rows: list[LineRow], currency: str, _: Gettext) -> 
             loc = list(err.get("loc", []))
             if len(loc) >= 4 and loc[1] == "lines" and isinstance(loc[2], int):
                 name = str(loc[3])
-                result.errors.setdefault(indexes[loc[2]], {})[name] = messages.get(name, err["msg"])
+                message = messages.get(name) or localize(str(err["msg"]), _)
+                result.errors.setdefault(indexes[loc[2]], {})[name] = message
         return result
     result.line_totals = {i: ln.line_total for i, ln in zip(indexes, priced.lines, strict=True)}
     if not result.errors:
@@ -338,7 +341,7 @@ def order_create(request: Request, session: SessionDep, _user: Writer, form: For
     pricing = _price(session, rows, currency, _)
     messages = _header_messages(_)
     lines = [ln.model_dump() for ln in pricing.lines]
-    data, found = parse(OrderCreate, {**values, "lines": lines})
+    data, found = parse(OrderCreate, {**values, "lines": lines}, _)
     errors = {f.split(".")[0]: messages.get(f.split(".")[0], m) for f, m in found.items()}
     if data is not None and not pricing.errors:
         try:

@@ -14,8 +14,9 @@ from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
 from tenure.orders import service as orders_service
 from tenure.security.permissions import CUSTOMERS_READ, ORDERS_READ, has_permission
+from tenure.web.i18n import Formatter
 from tenure.web.session import WebUser
-from tenure.web.templating import render
+from tenure.web.templating import render, request_locale
 
 router = APIRouter(include_in_schema=False)
 CHART_MONTHS = 6
@@ -46,6 +47,7 @@ def dashboard(request: Request, session: SessionDep, user: WebUser) -> Response:
         context["customer_count"] = customers_service.count_active(session=session)
         context["my_customers"] = customers_service.recent(session=session, owner_id=user.id)
     if has_permission(user.role, ORDERS_READ):
+        fmt = Formatter(request_locale(request))
         bounds = month_starts(utcnow(), CHART_MONTHS)
         months = [
             orders_service.revenue_between(session=session, start=a, end=b)
@@ -63,7 +65,7 @@ def dashboard(request: Request, session: SessionDep, user: WebUser) -> Response:
             last_month=series[-2],
             change=_change(series[-1], series[-2]),
             chart={
-                "labels": [b.strftime("%Y-%m") for b in bounds[:-1]],
+                "labels": [fmt.month(b) for b in bounds[:-1]],
                 "values": [float(v) for v in series],
                 "currency": currency,
             },

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from tenure.core.errors import InvalidInput
+from tenure.web.messages import Gettext, localize, validation_message
 
 M = TypeVar("M", bound=BaseModel)
 FieldErrors = dict[str, str]
@@ -35,23 +36,34 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "__all__"
 
 
-def errors_of(exc: ValidationError | InvalidInput) -> FieldErrors:
-    """Field name → first message, for showing next to each input."""
+def errors_of(exc: ValidationError | InvalidInput, gettext: Gettext | None = None) -> FieldErrors:
+    """Field name → first message, for showing next to each input.
+
+    With ``gettext`` the messages are in the reader's language; without, as raised.
+    """
     found: FieldErrors = {}
     if isinstance(exc, ValidationError):
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
+            if gettext is None:
+                msg = err["msg"].removeprefix("Value error, ")
+            else:
+                msg = validation_message(dict(err), gettext)
             found.setdefault(_field(err["loc"]), msg)
     else:
         details: list[dict[str, Any]] = [dict(e) for e in exc.errors or []]
         for detail in details or [{"loc": [], "msg": exc.detail}]:
-            found.setdefault(_field(detail.get("loc", [])), str(detail.get("msg", exc.detail)))
+            msg = str(detail.get("msg", exc.detail))
+            found.setdefault(
+                _field(detail.get("loc", [])), localize(msg, gettext) if gettext else msg
+            )
     return found
 
 
-def parse(model: type[M], data: dict[str, Any]) -> tuple[M | None, FieldErrors]:
+def parse(
+    model: type[M], data: dict[str, Any], gettext: Gettext | None = None
+) -> tuple[M | None, FieldErrors]:
     """Validate ``data`` as ``model``: (instance, {}) or (None, field errors)."""
     try:
         return model.model_validate(data), {}
     except ValidationError as exc:
-        return None, errors_of(exc)
+        return None, errors_of(exc, gettext)

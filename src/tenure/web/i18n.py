@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -68,6 +68,9 @@ def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
     return ranked[0][1] if ranked and ranked[0][0] > 0 else DEFAULT
 
 
+Day = date  # a date or a datetime (the Formatter's methods hide both names)
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Numbers, money and dates as people in ``locale`` write them."""
@@ -85,6 +88,10 @@ class Formatter:
 
     def datetime(self, value: datetime | None) -> str:
         return format_datetime(value, format="short", locale=self.locale) if value else ""
+
+    def month(self, value: Day) -> str:
+        """A month and its year: "Nov 2026", "2026年11月"."""
+        return format_skeleton("yMMM", value, locale=self.locale)
 
     @property
     def html_lang(self) -> str:
