@@ -217,7 +217,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # exc_info=exc: a sync handler runs in a worker thread, where exc_info() is empty.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         detail = INTERNAL_ERROR % {"id": getattr(request.state, "request_id", "-")}
         if not is_api(request):
             return _error_page(request, 500, N_("Internal server error"), detail)
