@@ -41,11 +41,15 @@ def add_customer(
         )
 
 
-def add_product(sessions: sessionmaker[Session], sku: str, name: str, price: str) -> Product:
+def add_product(
+    sessions: sessionmaker[Session], sku: str, name: str, price: str, currency: str = "EUR"
+) -> Product:
     with unit_of_work(sessions) as s:
         return catalog_service.create(
             session=s,
-            data=ProductCreate.model_validate({"sku": sku, "name": name, "unit_price": price}),
+            data=ProductCreate.model_validate(
+                {"sku": sku, "name": name, "unit_price": price, "currency": currency}
+            ),
         )
 
 
@@ -56,6 +60,7 @@ def add_order(
     *,
     status: str,
     ordered_at: datetime,
+    currency: str = "EUR",
 ) -> Order:
     with unit_of_work(sessions) as s:
         return orders_service.create(
@@ -65,6 +70,7 @@ def add_order(
                     "customer_id": customer.id,
                     "status": status,
                     "ordered_at": ordered_at,
+                    "currency": currency,
                     "lines": [{"product_id": p.id, "quantity": q} for p, q in lines],
                 }
             ),
