@@ -12,13 +12,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from tenure import __version__
 from tenure.catalog.api import router as products_router
 from tenure.catalog.web import router as products_web_router
 from tenure.config import Settings, get_settings
 from tenure.core.errors import TenureError
+from tenure.core.headers import SecurityHeadersMiddleware
 from tenure.core.idempotency import IdempotencyMiddleware
 from tenure.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from tenure.core.problems import problem_response
@@ -44,13 +47,20 @@ from tenure.web.templating import gettext_for, render
 log = logging.getLogger("tenure")
 
 
+class TenureApp(FastAPI):
+    """FastAPI with the security headers outside everything, its 500 handler included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the application for ``settings`` (from the environment when not given)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
     sessions = make_sessionmaker(engine)
 
-    app = FastAPI(
+    app = TenureApp(
         title="Tenure",
         version=__version__,
         summary="A self-hosted CRM: customers, orders, products and more.",
@@ -88,7 +98,27 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware)  # metrics and access log, under the request id
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:  # closed by default: no CORS header unless origins are listed
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     return app
+
+
+# What a script on another origin may send and read (bearer tokens; no cookies).
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-ID"]
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:

@@ -43,3 +43,24 @@ document.addEventListener("click", (event) => {
   const focusTarget = next ? next.querySelector("select, input:not([type=hidden])") : document.getElementById("add-line");
   if (focusTarget) focusTarget.focus();
 });
+
+// The pages carry no inline script or event handler (the Content-Security-Policy refuses
+// them); these behaviours are asked for with data attributes instead.
+// <select data-autosubmit>: choosing an option sends its form.
+document.addEventListener("change", (event) => {
+  const field = event.target.closest("[data-autosubmit]");
+  if (field && field.form) field.form.requestSubmit();
+});
+// <input data-select-on-focus>: the whole value is selected, ready to copy.
+document.addEventListener("focusin", (event) => {
+  if (event.target.matches("[data-select-on-focus]")) event.target.select();
+});
+// <button data-copy="#field">: selects the field and copies its value to the clipboard.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const field = document.querySelector(button.dataset.copy);
+  if (!field) return;
+  field.select();
+  if (navigator.clipboard) navigator.clipboard.writeText(field.value);
+});
