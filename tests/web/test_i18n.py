@@ -471,3 +471,28 @@ def test_customer_form_messages_in_chinese(
     ) in r.text
     assert '<p class="field-error" id="e-phone" role="alert">' in r.text
     assert "电话号码只能包含数字、空格和 + ( ) - . /" in r.text
+
+
+def test_the_admin_and_profile_pages_in_chinese(
+    client: TestClient, chinese_user: Callable[..., User], make_user: MakeUser
+) -> None:
+    make_user("support", name="Sue Support")
+    sign_in(client, chinese_user("admin"))
+    users = client.get("/admin/users").text
+    assert "<h1>用户</h1>" in users
+    assert '<span class="badge">客服</span>' in users
+    assert '<span class="badge active">已启用</span>' in users
+    assert "<td>从未</td>" in users  # Sue has never signed in
+    profile = client.get("/profile").text
+    assert "界面语言" in profile
+    assert ">跟随浏览器设置</option>" in profile
+
+
+def test_choosing_the_browsers_language_on_the_profile_page_forgets_the_choice(
+    client: TestClient, chinese_user: Callable[..., User], sessions: sessionmaker[Session]
+) -> None:
+    user = chinese_user("sales")
+    token = sign_in(client, user)
+    client.post("/preferences/language", data={"locale": "", "csrf_token": token})
+    assert saved_locale(sessions, user) is None
+    assert "<h1>Customers</h1>" in client.get("/customers", headers={"Accept-Language": EN}).text

@@ -93,7 +93,7 @@ def logout(request: Request, session: SessionDep) -> Response:
 def set_language(
     session: SessionDep,
     user: WebUser,
-    locale: Annotated[str, Form()],
+    locale: Annotated[str, Form()] = "",  # empty: follow the browser's language
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     chosen = locale if locale in i18n.SUPPORTED else None
