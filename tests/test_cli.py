@@ -126,7 +126,7 @@ def test_upgrade_migrates_an_empty_database_and_is_a_no_op_at_head(cli: Cli) -> 
     assert cli.ok("upgrade") == f"Schema: empty -> {head}\n"
     assert migrate.current(cli.engine) == head
 
-    assert cli.ok("upgrade") == f"Schema: {head} -> {head}\n"
+    assert cli.ok("upgrade") == f"Schema: already at the latest revision, {head}.\n"
     assert migrate.current(cli.engine) == head
 
 

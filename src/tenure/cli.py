@@ -23,6 +23,7 @@ from tenure.core.errors import TenureError
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.observability import serving
 from tenure.observability.cli import app as logs_app
+from tenure.ops import commands as ops_commands
 from tenure.ops import migrate
 from tenure.security import service as security_service
 from tenure.security.permissions import Role
@@ -33,6 +34,7 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
+ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
 console = Console()
 err = Console(stderr=True)
@@ -66,15 +68,6 @@ def init() -> None:
         if result.generated_password:
             console.print(f"Password (shown once): [bold]{result.generated_password}[/bold]")
             console.print(f"Also saved, readable by you only, in {result.password_file}")
-
-
-@app.command()
-def upgrade() -> None:
-    """Apply every pending schema migration."""
-    engine = _engine()
-    before = migrate.current(engine)
-    migrate.upgrade(engine)
-    console.print(f"Schema: {before or 'empty'} -> {migrate.current(engine)}")
 
 
 @app.command()

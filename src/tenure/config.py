@@ -46,6 +46,21 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics on this loopback port instead."
     )
+    shutdown_timeout_seconds: int = Field(
+        default=30, ge=1, description="On SIGTERM, how long requests in flight may take to finish."
+    )
+    backup_max_age_hours: float = Field(
+        default=24, gt=0, description="tenure doctor warns when the last backup is older."
+    )
+    min_free_disk_mb: int = Field(
+        default=1024, ge=0, description="tenure doctor warns when the data directory has less free."
+    )
+    keyring_file: Path | None = Field(
+        default=None, description="Field encryption key file; readable by its owner only."
+    )
+    pg_bindir: Path | None = Field(
+        default=None, description="Directory of pg_dump, pg_restore and psql; found if unset."
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

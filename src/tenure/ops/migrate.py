@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -23,6 +24,23 @@ def config(connection: Connection | None = None) -> Config:
 
 def head() -> str | None:
     return ScriptDirectory.from_config(config()).get_current_head()
+
+
+def script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(config())
+
+
+def history() -> list[str]:
+    """Every revision this code knows, oldest first."""
+    return [r.revision for r in reversed(list(script().walk_revisions()))]
+
+
+def is_known(revision: str) -> bool:
+    """Whether this code has the migration ``revision`` (a newer Tenure may have more)."""
+    try:
+        return script().get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current(engine: Engine) -> str | None:
