@@ -93,6 +93,8 @@ def serve(
             log_level=settings.log_level,
             proxy_headers=True,
             server_header=False,
+            # On SIGTERM, requests in flight get this long to finish.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
             # A worker starting on a busy machine may take longer than uvicorn's 5 s.
             timeout_worker_healthcheck=30,
             **observed,
