@@ -2,20 +2,205 @@
 
 from __future__ import annotations
 
+import html
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
 from tenure.config import Settings
 from tenure.core.headers import CONTENT_SECURITY_POLICY
+from tenure.ops import migrate
+from tenure.security import passwords
+from tenure.security.models import User
+from tenure.security.passwords import COMMON_PASSWORD
+from tenure.security.permissions import Role
+from tenure.security.schemas import UserCreate
+from tests.conftest import PASSWORD, MakeUser
 
 Headers = dict[str, str]
 LOGIN = "/api/v1/auth/login"
 ORIGIN = "https://crm-widgets.example.com"
+# On the shipped list, and long enough that only the list refuses it.
+COMMON = "qwerty123456"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2's cost is not what these tests are about; keep it cheap here."""
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+def _users(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as s:
+        return list(s.scalars(select(User.email).order_by(User.id)))
+
+
+def _web_sign_in(client: TestClient, user: User) -> str:
+    """Sign in through the login form; returns the CSRF token for the next forms."""
+    client.get("/login")
+    token = client.cookies["tenure_csrf"]
+    r = client.post(
+        "/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return token
+
+
+# ---------------------------------------------------------------- password policy
+
+
+def test_the_shipped_list_holds_the_most_common_passwords() -> None:
+    common = passwords.common_passwords()
+
+    assert len(common) >= 10_000
+    assert {"123456", "password", "qwerty", "iloveyou", COMMON} <= common
+
+
+@pytest.mark.parametrize("password", [COMMON, "QWERTY123456", "Qwerty123456", "1Q2W3E4R5T6Y"])
+def test_a_common_password_is_refused_whatever_its_case(password: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        UserCreate(email="ann@example.com", name="Ann", password=password, role=Role.SALES)
+
+    [error] = refused.value.errors()
+    assert (error["loc"], error["msg"]) == (("password",), COMMON_PASSWORD)
+
+
+def test_an_uncommon_long_password_is_accepted() -> None:
+    user = UserCreate(email="ann@example.com", name="Ann", password=PASSWORD, role=Role.SALES)
+
+    assert user.password == PASSWORD
+
+
+def test_the_api_refuses_a_common_password_for_a_new_user(
+    client: TestClient, admin: Headers, sessions: sessionmaker[Session]
+) -> None:
+    before = _users(sessions)
+    body = {"email": "ann@example.com", "name": "Ann", "password": COMMON, "role": "sales"}
+
+    r = client.post("/api/v1/users", json=body, headers=admin)
+
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [(e["loc"], e["msg"]) for e in r.json()["errors"]] == [
+        (["body", "password"], COMMON_PASSWORD)
+    ]
+    assert _users(sessions) == before
+
+
+def test_the_api_refuses_a_common_password_as_a_new_password(
+    client: TestClient, admin: Headers, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+
+    r = client.patch(f"/api/v1/users/{user.id}", json={"password": COMMON}, headers=admin)
+
+    assert r.status_code == 422, r.text
+    signed_in = client.post(LOGIN, json={"email": user.email, "password": PASSWORD})
+    assert signed_in.status_code == 200
+
+
+def test_the_admin_form_refuses_a_common_password_for_a_new_user(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    csrf = _web_sign_in(client, make_user(Role.ADMIN))
+    before = _users(sessions)
+
+    r = client.post(
+        "/admin/users/new",
+        data={
+            "email": "ann@example.com",
+            "name": "Ann",
+            "role": "sales",
+            "password": COMMON.upper(),
+            "csrf_token": csrf,
+        },
+    )
+
+    assert r.status_code == 422
+    assert html.escape(COMMON_PASSWORD, quote=False) in r.text
+    assert _users(sessions) == before
+
+
+def test_the_admin_form_refuses_a_common_password_as_a_new_password(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    csrf = _web_sign_in(client, make_user(Role.ADMIN))
+    user = make_user(Role.SALES)
+
+    r = client.post(
+        f"/admin/users/{user.id}/password",
+        data={"password": COMMON, "password_confirm": COMMON, "csrf_token": csrf},
+    )
+
+    assert r.status_code == 422
+    assert html.escape(COMMON_PASSWORD, quote=False) in r.text
+    assert client.post(LOGIN, json={"email": user.email, "password": PASSWORD}).status_code == 200
+
+
+def _tenure(
+    settings: Settings, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``tenure <args>`` in a subprocess on ``settings``' database."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
+    environ |= {"TENURE_DATA_DIR": str(settings.data_dir), "NO_COLOR": "1", **env}
+    if settings.database_url:
+        environ["TENURE_DATABASE_URL"] = settings.database_url
+    return subprocess.run(
+        [sys.executable, "-m", "tenure", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        start_new_session=True,  # no terminal: the password prompt reads stdin
+    )
+
+
+def test_the_cli_refuses_a_common_password(fresh_settings: Settings, fresh_engine: Engine) -> None:
+    migrate.upgrade(fresh_engine)
+
+    result = _tenure(
+        fresh_settings,
+        "users",
+        "create",
+        "ann@example.com",
+        "--name",
+        "Ann",
+        "--role",
+        "sales",
+        stdin=f"{COMMON}\n{COMMON}\n",
+    )
+
+    assert result.returncode == 1
+    assert f"password: {COMMON_PASSWORD}" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert COMMON not in result.stderr
+    assert _users(sessionmaker(fresh_engine)) == []
+
+
+def test_init_refuses_a_common_admin_password(
+    fresh_settings: Settings, fresh_engine: Engine
+) -> None:
+    result = _tenure(fresh_settings, "init", TENURE_ADMIN_PASSWORD=COMMON.title())
+
+    assert result.returncode == 1
+    assert f"password: {COMMON_PASSWORD}" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert _users(sessionmaker(fresh_engine)) == []
 
 
 # ---------------------------------------------------------------- security headers

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from tenure.security.passwords import MIN_LENGTH
+from tenure.security.passwords import COMMON_PASSWORD, MIN_LENGTH, is_common
 from tenure.security.permissions import Role
 
 
@@ -19,8 +20,17 @@ def _email(value: str) -> str:
     return value
 
 
+def _not_common(value: str) -> str:
+    if is_common(value):
+        raise PydanticCustomError("common_password", COMMON_PASSWORD)
+    return value
+
+
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
-Password = Annotated[str, Field(min_length=MIN_LENGTH, max_length=1024)]
+# Every way a password is set (API, web admin, CLI, init) goes through this type.
+Password = Annotated[
+    str, Field(min_length=MIN_LENGTH, max_length=1024), AfterValidator(_not_common)
+]
 
 
 class Strict(BaseModel):

@@ -19,7 +19,7 @@ from tenure.core.errors import Conflict, NotFound
 from tenure.deps import SessionDep
 from tenure.security import service
 from tenure.security.models import ApiKey, User
-from tenure.security.passwords import MIN_LENGTH
+from tenure.security.passwords import COMMON_PASSWORD, MIN_LENGTH
 from tenure.security.permissions import (
     API_KEYS_MANAGE,
     USERS_READ,
@@ -97,6 +97,11 @@ def _friendly(gettext: Gettext, errors: FieldErrors) -> FieldErrors:
         % {"min": MIN_LENGTH},
         "role": gettext("Choose one of the roles."),
     }
+    if errors.get("password") == COMMON_PASSWORD:
+        messages["password"] = gettext(
+            "This password is one of the most common passwords, the first ones attackers try. "
+            "Choose another."
+        )
     return {field: messages.get(field, msg) for field, msg in errors.items()}
 
 
