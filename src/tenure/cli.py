@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -49,6 +50,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _invalid(exc: ValidationError) -> str:
+    """What was refused and why, one field a line (never the refused value itself)."""
+    return "\n".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+    )
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -61,7 +69,10 @@ def init() -> None:
     from tenure.ops.setup import initialise
 
     settings = get_settings()
-    result = initialise(make_engine(settings), settings)
+    try:
+        result = initialise(make_engine(settings), settings)
+    except ValidationError as exc:  # TENURE_ADMIN_EMAIL or TENURE_ADMIN_PASSWORD refused
+        raise _fail("cannot create the first admin:\n" + _invalid(exc)) from None
     console.print(f"Database ready at revision [bold]{result.revision}[/bold].")
     if result.admin_email:
         console.print(f"First admin: [bold]{result.admin_email}[/bold]")
@@ -150,6 +161,8 @@ def users_create(
         with unit_of_work(make_sessionmaker(engine)) as session:
             data = UserCreate(email=email, name=name, password=password, role=role)
             user = security_service.create_user(session=session, data=data)
+    except ValidationError as exc:
+        raise _fail(_invalid(exc)) from None
     except (TenureError, ValueError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"Created user {user.id} {user.email} ({user.role}).")
