@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
@@ -32,6 +33,7 @@ from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
 
 PASSWORD = "correct-horse-battery"
+AUDIT_TABLE = "audit_entry"
 POSTGRES_URL = os.environ.get("TENURE_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 REQUIRE_POSTGRES = os.environ.get("TENURE_TEST_REQUIRE_POSTGRES", "") not in {"", "0"}
@@ -156,13 +158,34 @@ def _empty_database(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     eng: Engine = request.getfixturevalue("engine")
     tables = [t.name for t in reversed(metadata.sorted_tables)]
-    with eng.begin() as conn:
+    with eng.begin() as conn, append_only_lifted(conn):
         if eng.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
             conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sequence(conn) else None
+
+
+@contextmanager
+def append_only_lifted(conn: Connection) -> Iterator[None]:
+    """Lift the audit log's append-only triggers for the block, as only the database's
+    owner can: to empty the tables between tests, or to play an attacker in tamper tests.
+    They come back at the end of the block (or with the rollback if it fails)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER USER"))
+        yield
+        conn.execute(text(f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER USER"))
+        return
+    triggers = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+        {"t": AUDIT_TABLE},
+    ).all()
+    for name, _sql in triggers:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+    yield
+    for _name, sql in triggers:
+        conn.execute(text(sql))
 
 
 def _has_sequence(conn: Any) -> bool:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from tenure import __version__
+from tenure.audit.api import router as audit_router
 from tenure.catalog.api import router as products_router
 from tenure.catalog.web import router as products_web_router
 from tenure.config import Settings, get_settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         customers_router,
         products_router,
         orders_router,
+        audit_router,
     ):
         app.include_router(router)
 

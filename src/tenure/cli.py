@@ -19,6 +19,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from tenure import __version__
+from tenure.audit import recorder as audit_recorder
+from tenure.audit.cli import app as audit_app
+from tenure.audit.cli import cli_context
 from tenure.config import get_settings
 from tenure.core.errors import TenureError
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
@@ -35,6 +38,7 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
+app.add_typer(audit_app, name="audit")
 ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
 console = Console()
@@ -233,4 +237,5 @@ def keys_revoke(key_id: int) -> None:
 
 
 def main() -> None:
+    audit_recorder.set_default_context(cli_context())
     app()

@@ -65,7 +65,12 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose changes to audited records are written to the audit log."""
+    from tenure.audit import recorder  # the audit tables build on this module
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    recorder.install(factory)
+    return factory
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
+from tenure.audit.deps import request_audit
 from tenure.config import Settings
 from tenure.core.errors import PermissionDenied, Unauthenticated
 from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -26,7 +27,8 @@ def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.sessions() as session, session.begin():
         if request.method not in READ_METHODS:
             begin_write(session)
-        yield session
+        with request_audit(session, request):
+            yield session
 
 
 async def get_settings(request: Request) -> Settings:

@@ -1,5 +1,6 @@
 """Imports every table so the metadata (and Alembic) sees the whole schema."""
 
+from tenure.audit.models import AuditEntry
 from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
@@ -12,6 +13,7 @@ metadata = Base.metadata
 __all__ = [
     "AccessToken",
     "ApiKey",
+    "AuditEntry",
     "Customer",
     "CustomerSearchTerm",
     "CustomerTag",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated
 from tenure.core.time import utcnow
 from tenure.security.models import AccessToken, ApiKey, User
@@ -157,6 +158,8 @@ def login(*, session: Session, email: str, password: str, ttl_seconds: int) -> t
     user = get_user_by_email(session=session, email=email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
+        reason = "unknown account" if user is None else "wrong password" if not ok else "disabled"
+        audit.login_failed(session=session, email=email, user=user, reason=reason)
         raise Unauthenticated("The email or password is wrong, or the account is disabled.")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -170,6 +173,7 @@ def login(*, session: Session, email: str, password: str, ttl_seconds: int) -> t
         )
     )
     session.flush()
+    audit.login_succeeded(session=session, user=user)
     return token, user
 
 
@@ -180,6 +184,7 @@ def logout(*, session: Session, principal: Principal) -> None:
         if token is not None and token.revoked_at is None:
             token.revoked_at = utcnow()
             session.flush()
+            audit.logged_out(session=session, user=principal.user)
 
 
 def authenticate(*, session: Session, credential: str) -> Principal:

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: an append-only, hash-chained record of who did what."""
