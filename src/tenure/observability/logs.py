@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -86,10 +86,23 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
+# The attribute the access log passes its fields in (``extra={ACCESS_FIELDS: {...}}``):
+# one lookup instead of a scan of the record, for the line written on every request.
+ACCESS_FIELDS = "tenure_access"
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    attributes = record.__dict__
+    access: dict[str, Any] | None = attributes.get(ACCESS_FIELDS)
+    if access is not None:
+        # Numbers, ids, method and route names are safe by construction; the path is not.
+        fields = dict(access)
+        if "path" in fields:
+            fields["path"] = redact_text(fields["path"])
+        return fields
     fields = {
         key: _redact_value(key, value)
-        for key, value in record.__dict__.items()
+        for key, value in attributes.items()
         if key not in _RECORD_ATTRS and not key.startswith("_")
     }
     if "request_id" not in fields:
@@ -99,8 +112,16 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """``2026-03-02T10:00:00.123Z``; the part up to the second is reused within a second."""
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenure.observability import metrics
-from tenure.observability.logs import ACCESS_LOGGER, RequestStats, current_request
+from tenure.observability.logs import ACCESS_FIELDS, ACCESS_LOGGER, RequestStats, current_request
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -55,23 +55,33 @@ class ObservabilityMiddleware:
         stats = RequestStats(request_id=state.get("request_id"))
         current_request.set(stats)
         status = 0
+        recorded = False
+
+        def record(raised: BaseException | None) -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                metrics.HTTP_IN_FLIGHT.dec()
+                self._record(scope, status, start, stats, raised)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Recorded before the last byte leaves: a client that has its answer finds
+                # it counted by the next scrape and in the log.
+                record(None)
             await send(message)
 
-        raised: BaseException | None = None
         metrics.HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_status)
         except BaseException as exc:
-            raised = exc
+            record(exc)
             raise
         finally:
-            metrics.HTTP_IN_FLIGHT.dec()
-            self._record(scope, status, start, stats, raised)
+            record(None)
 
     @staticmethod
     def _record(
@@ -104,7 +114,9 @@ class ObservabilityMiddleware:
             fields["error"] = type(raised).__name__
         level = logging.ERROR if status >= 500 else logging.INFO
         # The path only, never the query string: searches carry names and emails.
-        access_log.log(level, "%s %s %s", method, scope["path"], status, extra=fields)
+        access_log.log(
+            level, "%s %s %s", method, scope["path"], status, extra={ACCESS_FIELDS: fields}
+        )
 
 
 def _on_shutdown(receive: Receive) -> Receive:
