@@ -215,6 +215,18 @@ def test_verify_finds_neighbours_swapped(sessions: sessionmaker[Session], tamper
     assert (problem.seq, problem.kind) == (2, "reordered")
 
 
+def test_verify_finds_an_entry_moved_to_the_front(
+    sessions: sessionmaker[Session], tamper: Tamper
+) -> None:
+    _write(sessions, 3)
+
+    tamper("UPDATE audit_entry SET seq = 0 WHERE seq = 3", None)
+
+    assert _verify(sessions).problem == Problem(
+        1, "reordered", "entry 1 is out of order: an entry numbered 0 comes before it"
+    )
+
+
 def test_the_service_verifies_through_a_session(sessions: sessionmaker[Session]) -> None:
     _write(sessions, 2)
 

@@ -300,6 +300,21 @@ def test_a_durable_entry_is_kept_when_the_work_rolls_back(
     assert entries(action="customer.created", entity_type="customer") == []
 
 
+def test_a_throttled_sign_in_is_kept_with_the_wait_when_the_work_rolls_back(
+    work: sessionmaker[Session], actor: User, entries: Entries
+) -> None:
+    with pytest.raises(RuntimeError), unit_of_work(work) as s:
+        audit_service.login_throttled(
+            session=s, email=" Actor@Example.com", user=actor, wait_seconds=30
+        )
+        raise RuntimeError("429")
+
+    [entry] = entries(action="auth.login_throttled")
+    assert (entry.actor_id, entry.actor_email) == (actor.id, "actor@example.com")
+    assert (entry.entity_type, entry.entity_id) == ("user", str(actor.id))
+    assert entry.details == {"retry_after_seconds": 30}
+
+
 def test_a_change_to_bookkeeping_fields_only_is_not_recorded(
     work: sessionmaker[Session], actor: User, entries: Entries
 ) -> None:

@@ -171,7 +171,13 @@ def _position_of(conn: Connection, hash_: str) -> int | None:
 
 def _check(conn: Connection, row: Mapping[str, Any], expected: int, prev: str) -> Problem | None:
     seq = row["seq"]
-    if seq != expected:
+    if seq < expected:  # only a number below 1 can sort before the next expected one
+        return Problem(
+            expected,
+            "reordered",
+            f"entry {expected} is out of order: an entry numbered {seq} comes before it",
+        )
+    if seq > expected:
         return Problem(
             expected,
             "removed",

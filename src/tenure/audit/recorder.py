@@ -179,8 +179,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     durable = [p.event for p in session.info.pop(PENDING, []) if p.durable]
     if durable:
         bind = session.get_bind()
-        assert isinstance(bind, Engine)
-        _write_alone(bind, durable)
+        _write_alone(bind if isinstance(bind, Engine) else bind.engine, durable)
 
 
 def _inside(transaction: SessionTransaction | None, savepoint: SessionTransaction) -> bool:

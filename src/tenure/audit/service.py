@@ -55,6 +55,22 @@ def login_failed(*, session: Session, email: str, user: User | None, reason: str
     )
 
 
+def login_throttled(
+    *, session: Session, email: str, user: User | None, wait_seconds: float
+) -> None:
+    """A sign-in refused unchecked after repeated failures; kept like any refusal."""
+    recorder.add(
+        session,
+        action="auth.login_throttled",
+        entity_type="user" if user else None,
+        entity_id=str(user.id) if user else None,
+        details={"retry_after_seconds": wait_seconds},
+        actor_id=user.id if user else None,
+        actor_email=email.strip().lower()[:320],
+        durable=True,
+    )
+
+
 def logged_out(*, session: Session, user: User) -> None:
     """The user ended a session (revoked the token they signed in with)."""
     recorder.add(
