@@ -197,6 +197,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 title=exc.title,
                 detail=exc.detail,
                 errors=exc.errors,
+                headers=exc.headers,
             )
         if isinstance(exc, LoginRequired):
             target = login_redirect(request.url.path, expired=exc.expired)

@@ -26,6 +26,18 @@ class Settings(BaseSettings):
         default=None, description="First admin's password; generated and printed once if unset."
     )
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Bearer token lifetime.")
+    login_account_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins to one account before delays begin."
+    )
+    login_address_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one client address before delays begin."
+    )
+    login_max_delay_seconds: int = Field(
+        default=900, ge=1, description="Longest wait the growing sign-in delay reaches."
+    )
+    login_failure_window_seconds: int = Field(
+        default=3600, ge=60, description="Failures older than this no longer count."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins whose scripts may call the API (comma-separated); none by default.",

@@ -6,7 +6,7 @@ from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
 from tenure.orders.models import Order, OrderLine
-from tenure.security.models import AccessToken, ApiKey, User
+from tenure.security.models import AccessToken, ApiKey, LoginThrottle, User
 
 metadata = Base.metadata
 
@@ -18,6 +18,7 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "IdempotencyRecord",
+    "LoginThrottle",
     "Order",
     "OrderLine",
     "Product",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 
 import pytest
 from argon2 import PasswordHasher
@@ -17,11 +18,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
+from tenure.audit.models import AuditEntry
 from tenure.config import Settings
 from tenure.core.headers import CONTENT_SECURITY_POLICY
+from tenure.core.time import utcnow
 from tenure.ops import migrate
-from tenure.security import passwords
-from tenure.security.models import User
+from tenure.security import passwords, throttle
+from tenure.security.models import LoginThrottle, User
 from tenure.security.passwords import COMMON_PASSWORD
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
@@ -58,6 +61,321 @@ def _web_sign_in(client: TestClient, user: User) -> str:
     )
     assert r.status_code == 303, r.text
     return token
+
+
+# ---------------------------------------------------------------- sign-in throttling
+
+ACCOUNT_LIMIT = 3
+ADDRESS_LIMIT = 5
+
+
+class Clock:
+    """The throttle's clock, moved by the test instead of by waiting."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(throttle, "utcnow", c)
+    return c
+
+
+@pytest.fixture
+def throttled_app(settings: Settings, engine: Engine, clock: Clock) -> FastAPI:
+    limits = {"login_account_failures": ACCOUNT_LIMIT, "login_address_failures": ADDRESS_LIMIT}
+    return create_app(settings.model_copy(update=limits), engine=engine)
+
+
+@pytest.fixture
+def api(throttled_app: FastAPI) -> Iterator[TestClient]:
+    """A client at 198.51.100.7."""
+    with TestClient(throttled_app, client=("198.51.100.7", 50000)) as c:
+        yield c
+
+
+@pytest.fixture
+def elsewhere(throttled_app: FastAPI) -> Iterator[TestClient]:
+    """Another client, at 203.0.113.9."""
+    with TestClient(throttled_app, client=("203.0.113.9", 50000)) as c:
+        yield c
+
+
+def _login(client: TestClient, email: str, password: str = "not-the-password") -> int:
+    return client.post(LOGIN, json={"email": email, "password": password}).status_code
+
+
+def _fail(client: TestClient, email: str, times: int) -> None:
+    assert [_login(client, email) for _ in range(times)] == [401] * times
+
+
+def test_an_account_is_throttled_after_n_failures(api: TestClient, make_user: MakeUser) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+
+    r = api.post(LOGIN, json={"email": user.email, "password": PASSWORD})
+
+    assert r.status_code == 429
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "urn:tenure:problem:too-many-attempts"
+    assert int(r.headers["retry-after"]) >= 1
+    assert "access_token" not in r.text
+
+
+def test_the_account_throttle_holds_from_another_address(
+    api: TestClient, elsewhere: TestClient, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+
+    assert _login(elsewhere, user.email, PASSWORD) == 429
+    assert _login(elsewhere, user.email.upper(), PASSWORD) == 429
+
+
+def test_one_failure_short_of_the_limit_is_not_throttled(
+    api: TestClient, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT - 1)
+
+    assert _login(api, user.email, PASSWORD) == 200
+
+
+def test_an_address_is_throttled_after_n_failures_across_accounts(
+    api: TestClient, elsewhere: TestClient, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+    for i in range(ADDRESS_LIMIT):  # one failure each: no account reaches its limit
+        _fail(api, f"guess-{i}@example.com", 1)
+
+    assert _login(api, user.email, PASSWORD) == 429
+    assert _login(elsewhere, user.email, PASSWORD) == 200
+
+
+def test_an_ipv6_address_is_counted_by_its_64_network(
+    throttled_app: FastAPI, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+    for i in range(ADDRESS_LIMIT):
+        with TestClient(throttled_app, client=(f"2001:db8:1:2::{i + 1}", 50000)) as c:
+            _fail(c, f"guess-{i}@example.com", 1)
+
+    with TestClient(throttled_app, client=("2001:db8:1:2:ffff::1", 50000)) as same_network:
+        assert _login(same_network, user.email, PASSWORD) == 429
+    with TestClient(throttled_app, client=("2001:db8:1:3::1", 50000)) as other_network:
+        assert _login(other_network, user.email, PASSWORD) == 200
+
+
+def _retry_after(client: TestClient, email: str) -> int:
+    r = client.post(LOGIN, json={"email": email, "password": "not-the-password"})
+    assert r.status_code == 429, r.text
+    return int(r.headers["retry-after"])
+
+
+def test_retry_after_grows_with_each_failure_after_the_wait(
+    api: TestClient, make_user: MakeUser, clock: Clock
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+    waits = []
+    for _ in range(4):
+        wait = _retry_after(api, user.email)
+        waits.append(wait)
+        clock.advance(wait)  # the wait is over: the next attempt is checked, and fails
+        _fail(api, user.email, 1)
+
+    assert waits == [1, 2, 4, 8]
+    assert _retry_after(api, user.email) == 16
+
+
+def test_the_wait_counts_down_and_attempts_while_blocked_do_not_lengthen_it(
+    api: TestClient, make_user: MakeUser, clock: Clock
+) -> None:
+    user = make_user(Role.SALES)
+    for _ in range(ACCOUNT_LIMIT + 2):  # each after the previous wait: blocked 1, 2, then 4 s
+        clock.advance(60)
+        _fail(api, user.email, 1)
+    assert _retry_after(api, user.email) == 4
+
+    clock.advance(1.5)
+
+    assert _retry_after(api, user.email) == 3
+    assert _retry_after(api, user.email) == 3  # refused attempts did not add to it
+    clock.advance(2.5)
+    assert _login(api, user.email, PASSWORD) == 200
+
+
+def test_the_delay_stops_growing_at_the_ceiling() -> None:
+    policy = throttle.Policy(account_failures=5, max_delay_seconds=900)
+
+    delays = [policy.delay(throttle.ACCOUNT, n) for n in range(1, 20)]
+
+    assert delays[:4] == [0, 0, 0, 0]
+    assert delays[4:9] == [1, 2, 4, 8, 16]
+    assert max(delays) == 900
+    assert delays[-1] == 900
+    assert policy.delay(throttle.ACCOUNT, 10_000) == 900
+
+
+def test_a_successful_sign_in_resets_the_accounts_count(
+    api: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT - 1)
+
+    assert _login(api, user.email, PASSWORD) == 200
+
+    assert _counts(sessions).get(("account", user.email)) is None
+    _fail(api, user.email, ACCOUNT_LIMIT - 1)  # counted from zero again
+    assert _login(api, user.email, PASSWORD) == 200
+
+
+def test_a_successful_sign_in_leaves_the_address_count(
+    api: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, "someone-else@example.com", 2)
+
+    assert _login(api, user.email, PASSWORD) == 200
+
+    assert _counts(sessions)[("address", "198.51.100.7")] == 2
+
+
+def test_failures_older_than_the_window_no_longer_count(
+    api: TestClient, make_user: MakeUser, clock: Clock, settings: Settings
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT - 1)
+
+    clock.advance(settings.login_failure_window_seconds + 1)
+    _fail(api, user.email, ACCOUNT_LIMIT - 1)
+
+    assert _login(api, user.email, PASSWORD) == 200
+
+
+def test_old_counts_are_cleaned_up_at_the_next_sign_in(
+    api: TestClient,
+    make_user: MakeUser,
+    clock: Clock,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+) -> None:
+    user = make_user(Role.SALES)
+    for i in range(3):
+        _fail(api, f"old-{i}@example.com", 1)
+    clock.advance(settings.login_failure_window_seconds + 1)
+    _fail(api, "recent@example.com", 1)
+
+    assert _login(api, user.email, PASSWORD) == 200
+
+    assert set(_counts(sessions)) == {
+        ("account", "recent@example.com"),
+        ("address", "198.51.100.7"),
+    }
+
+
+def test_counts_are_shared_by_every_worker(
+    settings: Settings, engine: Engine, make_user: MakeUser, clock: Clock
+) -> None:
+    """Two application instances on one database, as two workers or hosts are."""
+    user = make_user(Role.SALES)
+    limits = {"login_account_failures": ACCOUNT_LIMIT}
+    one = create_app(settings.model_copy(update=limits), engine=engine)
+    two = create_app(settings.model_copy(update=limits), engine=engine)
+    with TestClient(one) as first, TestClient(two) as second:
+        _fail(first, user.email, ACCOUNT_LIMIT - 1)
+        _fail(second, user.email, 1)
+
+        assert _login(first, user.email, PASSWORD) == 429
+        assert _login(second, user.email, PASSWORD) == 429
+
+
+def test_a_throttled_attempt_is_recorded_in_the_audit_log(
+    api: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+
+    assert _login(api, user.email.upper(), PASSWORD) == 429
+
+    with sessions() as s:
+        entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+    assert [e.action for e in entries if e.action.startswith("auth.")] == [
+        *["auth.login_failed"] * ACCOUNT_LIMIT,
+        "auth.login_throttled",
+    ]
+    throttled = entries[-1]
+    assert (throttled.actor_id, throttled.actor_email) == (user.id, user.email)
+    assert (throttled.entity_type, throttled.entity_id) == ("user", str(user.id))
+    assert throttled.client_address == "198.51.100.7"
+    assert throttled.details == {"retry_after_seconds": 1}
+
+
+def _counts(sessions: sessionmaker[Session]) -> dict[tuple[str, str], int]:
+    with sessions() as s:
+        rows = s.execute(select(LoginThrottle.scope, LoginThrottle.subject, LoginThrottle.failures))
+        return {(scope, subject): failures for scope, subject, failures in rows}
+
+
+def _form_login(client: TestClient, email: str, password: str) -> tuple[int, str, str | None]:
+    client.get("/login")
+    r = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": client.cookies["tenure_csrf"]},
+        follow_redirects=False,
+    )
+    return r.status_code, r.text, r.headers.get("retry-after")
+
+
+def test_the_web_login_page_says_how_long_to_wait(
+    api: TestClient, make_user: MakeUser, clock: Clock
+) -> None:
+    user = make_user(Role.SALES)
+    for _ in range(ACCOUNT_LIMIT + 4):  # each after the previous wait: 1, 2, 4, 8, then 16 s
+        clock.advance(60)
+        assert _form_login(api, user.email, "not-the-password")[0] == 401
+
+    status, page, retry_after = _form_login(api, user.email, PASSWORD)
+
+    assert (status, retry_after) == (429, "16")
+    assert "Too many failed sign-ins. Wait 16 seconds, then try again." in page
+    assert 'role="alert"' in page
+
+
+def test_the_web_login_page_rounds_a_long_wait_up_to_minutes(
+    api: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], clock: Clock
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+    with sessions.begin() as s:  # as if many failures ago: blocked for 14 min 10 s more
+        s.execute(
+            LoginThrottle.__table__.update().values(
+                blocked_until=clock.now + timedelta(seconds=850)
+            )
+        )
+
+    status, page, retry_after = _form_login(api, user.email, PASSWORD)
+
+    assert (status, retry_after) == (429, "850")
+    assert "Wait 15 minutes, then try again." in page
+
+
+def test_a_failed_web_sign_in_counts_towards_the_throttle(
+    api: TestClient, make_user: MakeUser
+) -> None:
+    user = make_user(Role.SALES)
+    for _ in range(ACCOUNT_LIMIT):
+        assert _form_login(api, user.email, "not-the-password")[0] == 401
+
+    assert _login(api, user.email, PASSWORD) == 429
 
 
 # ---------------------------------------------------------------- password policy

@@ -11,6 +11,7 @@ class TenureError(Exception):
     status: int = 400
     code: str = "bad-request"
     title: str = "Bad request"
+    headers: dict[str, str] | None = None  # sent with the answer (e.g. Retry-After)
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
+from tenure.core.errors import Unauthenticated
 from tenure.deps import PrincipalDep, SessionDep, SettingsDep, require
-from tenure.security import service
+from tenure.security import service, throttle
 from tenure.security.models import User
 from tenure.security.permissions import API_KEYS_MANAGE, USERS_READ, USERS_WRITE
 from tenure.security.schemas import (
@@ -35,16 +36,29 @@ NO_STORE = "no-store"
 
 @router.post("/auth/login", response_model=TokenResponse)
 def login(
-    body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> TokenResponse:
-    """Exchange email and password for a bearer token."""
+    """Exchange email and password for a bearer token.
+
+    After repeated failures for an account or from an address, sign-in answers 429 with
+    `Retry-After` (seconds) for a while that grows with each further failure."""
     response.headers["Cache-Control"] = NO_STORE
-    token, _user = service.login(
-        session=session,
-        email=body.email,
-        password=body.password,
-        ttl_seconds=settings.token_ttl_seconds,
-    )
+    try:
+        token, _user = service.login(
+            session=session,
+            email=body.email,
+            password=body.password,
+            ttl_seconds=settings.token_ttl_seconds,
+            client_address=request.client.host if request.client else None,
+            policy=throttle.Policy.from_settings(settings),
+        )
+    except Unauthenticated:
+        session.commit()  # the failure counts towards throttling, though the answer is 401
+        raise
     return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
 
 

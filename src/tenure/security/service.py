@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated
 from tenure.core.time import utcnow
+from tenure.security import throttle
 from tenure.security.models import AccessToken, ApiKey, User
 from tenure.security.passwords import hash_password, needs_rehash, verify_password
 from tenure.security.permissions import Role
@@ -153,17 +154,36 @@ def revoke_all_credentials(*, session: Session, user: User) -> None:
         key.revoked_at = now
 
 
-def login(*, session: Session, email: str, password: str, ttl_seconds: int) -> tuple[str, User]:
-    """Check the password and issue a bearer token; the same error for every failure."""
+def login(
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    ttl_seconds: int,
+    client_address: str | None = None,
+    policy: throttle.Policy = throttle.DEFAULT_POLICY,
+) -> tuple[str, User]:
+    """Check the password and issue a bearer token; the same error for every failure.
+
+    After repeated failures for the account or from ``client_address``, attempts are
+    refused for a growing while (``throttle.TooManyAttempts``), the password unchecked.
+    A failure is counted in ``session``: the caller commits it even though it answers an
+    error (the web page does, the API's route commits before raising)."""
     user = get_user_by_email(session=session, email=email)
+    wait = throttle.wait_seconds(session=session, email=email, address=client_address)
+    if wait:
+        audit.login_throttled(session=session, email=email, user=user, wait_seconds=wait)
+        raise throttle.TooManyAttempts(wait)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
+        throttle.record_failure(session=session, email=email, address=client_address, policy=policy)
         reason = "unknown account" if user is None else "wrong password" if not ok else "disabled"
         audit.login_failed(session=session, email=email, user=user, reason=reason)
         raise Unauthenticated("The email or password is wrong, or the account is disabled.")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
+    throttle.record_success(session=session, email=email, policy=policy)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         AccessToken(

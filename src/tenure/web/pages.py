@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
+from babel.dates import format_timedelta
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from tenure.core.errors import Unauthenticated
+from tenure.core.errors import TenureError, Unauthenticated
 from tenure.deps import SessionDep, SettingsDep
 from tenure.security import service as security_service
+from tenure.security import throttle
 from tenure.web import i18n
 from tenure.web.session import (
     SESSION_COOKIE,
@@ -21,7 +25,7 @@ from tenure.web.session import (
     clear_session_cookie,
     set_session_cookie,
 )
-from tenure.web.templating import gettext_for, render
+from tenure.web.templating import gettext_for, render, request_locale
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 static_files = StaticFiles(directory=STATIC_DIR)
@@ -56,23 +60,43 @@ def login(
 ) -> Response:
     try:
         token, _user = security_service.login(
-            session=session, email=email, password=password, ttl_seconds=settings.token_ttl_seconds
+            session=session,
+            email=email,
+            password=password,
+            ttl_seconds=settings.token_ttl_seconds,
+            client_address=request.client.host if request.client else None,
+            policy=throttle.Policy.from_settings(settings),
         )
-    except Unauthenticated:
+    except throttle.TooManyAttempts as exc:
+        return _login_refused(request, email, next, _wait_message(request, exc.retry_after), exc)
+    except Unauthenticated as exc:
+        # Answered, not raised: the failure is committed and counts towards throttling.
         _ = gettext_for(request)
-        return render(
-            request,
-            "auth/login.html",
-            {
-                "error": _("The email or password is wrong."),
-                "email": email,
-                "next": safe_next(next),
-            },
-            status_code=401,
-        )
+        return _login_refused(request, email, next, _("The email or password is wrong."), exc)
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(request, response, token, settings.token_ttl_seconds)
     return response
+
+
+def _wait_message(request: Request, seconds: int) -> str:
+    """How long to wait, in the reader's words: "45 seconds", "15 minutes" (rounded up)."""
+    if seconds >= 60:
+        seconds = math.ceil(seconds / 60) * 60
+    wait = format_timedelta(timedelta(seconds=seconds), threshold=1, locale=request_locale(request))
+    _ = gettext_for(request)
+    return str(_("Too many failed sign-ins. Wait %(wait)s, then try again.") % {"wait": wait})
+
+
+def _login_refused(
+    request: Request, email: str, next: str, message: str, exc: TenureError
+) -> Response:
+    return render(
+        request,
+        "auth/login.html",
+        {"error": message, "email": email, "next": safe_next(next)},
+        status_code=exc.status,
+        headers=exc.headers,
+    )
 
 
 @router.post("/logout", dependencies=[Csrf])
