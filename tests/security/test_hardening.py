@@ -298,6 +298,22 @@ def test_counts_are_shared_by_every_worker(
         assert _login(second, user.email, PASSWORD) == 429
 
 
+def test_a_throttled_answer_is_not_replayed_for_its_idempotency_key(
+    api: TestClient, make_user: MakeUser, clock: Clock
+) -> None:
+    user = make_user(Role.SALES)
+    _fail(api, user.email, ACCOUNT_LIMIT)
+    body = {"email": user.email, "password": PASSWORD}
+    retried = {"Idempotency-Key": "sign-in-1"}
+
+    refused = api.post(LOGIN, json=body, headers=retried)
+    clock.advance(int(refused.headers["retry-after"]))
+    again = api.post(LOGIN, json=body, headers=retried)
+
+    assert (refused.status_code, refused.headers["cache-control"]) == (429, "no-store")
+    assert again.status_code == 200, again.text
+
+
 def test_a_throttled_attempt_is_recorded_in_the_audit_log(
     api: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:

@@ -78,7 +78,8 @@ class TooManyAttempts(TenureError):
             f"Wait {retry_after} seconds, then try again."
         )
         self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+        # no-store: a refusal for now is no result to keep (nor to replay for an Idempotency-Key).
+        self.headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
 
 
 def account_key(email: str) -> str:
