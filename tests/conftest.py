@@ -258,3 +258,16 @@ def login(client: TestClient, make_user: MakeUser) -> Callable[..., Headers]:
 @pytest.fixture
 def admin(login: Callable[..., Headers]) -> Headers:
     return login(Role.ADMIN)
+
+
+def web_sign_in(client: TestClient, user: User, password: str = PASSWORD) -> str:
+    """Sign in through the login form, as a browser does; returns the CSRF token."""
+    client.get("/login")
+    token = client.cookies["tenure_csrf"]
+    r = client.post(
+        "/login",
+        data={"email": user.email, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return token

@@ -12,21 +12,8 @@ from tenure.catalog import service as catalog_service
 from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate
 from tenure.db import unit_of_work
-from tenure.security.models import User
-from tests.conftest import PASSWORD, MakeUser
-
-
-def sign_in(client: TestClient, user: User) -> str:
-    """Sign in through the login form, as a browser does; returns the CSRF token."""
-    client.get("/login")
-    token = client.cookies["tenure_csrf"]
-    r = client.post(
-        "/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return token
+from tests.conftest import MakeUser
+from tests.conftest import web_sign_in as sign_in
 
 
 def add_product(

@@ -21,20 +21,8 @@ from tenure.orders import service as orders_service
 from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate
 from tenure.security.models import User
-from tests.conftest import PASSWORD, MakeUser
-
-
-def sign_in(client: TestClient, user: User) -> str:
-    """Sign in through the login form, as a browser does; returns the CSRF token."""
-    client.get("/login")
-    token = client.cookies["tenure_csrf"]
-    r = client.post(
-        "/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return token
+from tests.conftest import MakeUser
+from tests.conftest import web_sign_in as sign_in
 
 
 @pytest.fixture

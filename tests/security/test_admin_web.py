@@ -19,6 +19,7 @@ from tenure.security import service as security_service
 from tenure.security.models import AccessToken, ApiKey, User
 from tenure.security.passwords import verify_password
 from tests.conftest import PASSWORD, MakeUser
+from tests.conftest import web_sign_in as sign_in
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 ME = "/api/v1/auth/me"
@@ -30,19 +31,6 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
-
-
-def sign_in(client: TestClient, user: User, password: str = PASSWORD) -> str:
-    """Sign in through the login form, as a browser does; returns the CSRF token."""
-    client.get("/login")
-    token = client.cookies["tenure_csrf"]
-    r = client.post(
-        "/login",
-        data={"email": user.email, "password": password, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return token
 
 
 def login_status(client: TestClient, email: str, password: str) -> int:

@@ -29,6 +29,7 @@ from tenure.security.passwords import COMMON_PASSWORD
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
 from tests.conftest import PASSWORD, MakeUser
+from tests.conftest import web_sign_in as _web_sign_in
 
 Headers = dict[str, str]
 LOGIN = "/api/v1/auth/login"
@@ -48,19 +49,6 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def _users(sessions: sessionmaker[Session]) -> list[str]:
     with sessions() as s:
         return list(s.scalars(select(User.email).order_by(User.id)))
-
-
-def _web_sign_in(client: TestClient, user: User) -> str:
-    """Sign in through the login form; returns the CSRF token for the next forms."""
-    client.get("/login")
-    token = client.cookies["tenure_csrf"]
-    r = client.post(
-        "/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return token
 
 
 # ---------------------------------------------------------------- sign-in throttling

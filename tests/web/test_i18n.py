@@ -40,7 +40,8 @@ from tenure.security.models import User
 from tenure.security.permissions import Role
 from tenure.web import i18n
 from tenure.web.messages import localize
-from tests.conftest import PASSWORD, MakeUser
+from tests.conftest import MakeUser
+from tests.conftest import web_sign_in as sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "src" / "tenure" / "web" / "templates"
@@ -182,19 +183,6 @@ def test_service_messages_are_shown_in_chinese_with_their_values() -> None:
 
 
 # ---------------------------------------------------------------- pages
-
-
-def sign_in(client: TestClient, user: User) -> str:
-    """Sign in through the login form, as a browser does; returns the CSRF token."""
-    client.get("/login")
-    token = client.cookies["tenure_csrf"]
-    r = client.post(
-        "/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-    return token
 
 
 def saved_locale(sessions: sessionmaker[Session], user: User) -> str | None:
