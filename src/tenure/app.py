@@ -25,10 +25,12 @@ from tenure.core.errors import TenureError
 from tenure.core.headers import SecurityHeadersMiddleware
 from tenure.core.idempotency import IdempotencyMiddleware
 from tenure.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from tenure.core.openapi import add_problem_responses
 from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import make_engine, make_sessionmaker
+from tenure.deps import get_principal
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
 from tenure.observability.middleware import ObservabilityMiddleware
@@ -49,10 +51,16 @@ log = logging.getLogger("tenure")
 
 
 class TenureApp(FastAPI):
-    """FastAPI with the security headers outside everything, its 500 handler included."""
+    """FastAPI with the security headers outside everything, its 500 handler included,
+    and every operation's error answers in the OpenAPI document."""
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        add_problem_responses(schema, self.routes, principal=get_principal)
+        return schema
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

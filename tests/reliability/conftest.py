@@ -3,12 +3,15 @@ test's data directory, or a new database on the PostgreSQL test server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from tenure.config import Settings
+from tenure.db import make_engine
+from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
 from tests.reliability.served import Site, initialise
 
 
@@ -23,3 +26,18 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "served"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="module")
+def module_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Like ``site``, shared by the tests of a module."""
+    data_dir = tmp_path_factory.mktemp("site")
+    url = _create_pg_database(POSTGRES_URL) if POSTGRES_URL else None
+    settings = Settings(data_dir=data_dir, database_url=url)
+    engine = make_engine(settings)
+    try:
+        yield initialise(settings, engine)
+    finally:
+        engine.dispose()
+        if POSTGRES_URL and url:
+            _drop_pg_database(POSTGRES_URL, url)

@@ -11,6 +11,7 @@ from tenure.audit import service
 from tenure.audit.schemas import AuditEntryRead
 from tenure.core.errors import InvalidInput
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.schemas import MAX_ID
 from tenure.core.time import as_utc
 from tenure.deps import ListParamsDep, SessionDep, SettingsDep, require
 from tenure.security.models import User
@@ -27,7 +28,9 @@ def list_entries(
     settings: SettingsDep,
     params: ListParamsDep,
     _actor: Auditor,
-    actor_id: Annotated[int | None, Query(description="Entries by this user.")] = None,
+    actor_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Entries by this user.")
+    ] = None,
     actor_email: Annotated[
         str | None, Query(max_length=320, description="Entries by this email.")
     ] = None,

@@ -11,6 +11,7 @@ from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate, ProductRead, ProductUpdate
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
 from tenure.security.models import User
 from tenure.security.permissions import PRODUCTS_READ, PRODUCTS_WRITE
@@ -61,7 +62,7 @@ def create_product(
 
 @router.get("/{product_id}", response_model=ProductRead)
 def get_product(
-    product_id: int, response: Response, session: SessionDep, _actor: Reader
+    product_id: Id, response: Response, session: SessionDep, _actor: Reader
 ) -> ProductRead:
     """One product."""
     return _read(service.get(session=session, product_id=product_id), response)
@@ -69,7 +70,7 @@ def get_product(
 
 @router.patch("/{product_id}", response_model=ProductRead)
 def update_product(
-    product_id: int,
+    product_id: Id,
     body: ProductUpdate,
     response: Response,
     session: SessionDep,
@@ -84,7 +85,7 @@ def update_product(
 
 @router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_product(
-    product_id: int, session: SessionDep, _actor: Writer, if_match: IfMatch = None
+    product_id: Id, session: SessionDep, _actor: Writer, if_match: IfMatch = None
 ) -> Response:
     """Move a product to the trash."""
     product = service.get(session=session, product_id=product_id)
@@ -95,7 +96,7 @@ def delete_product(
 
 @router.post("/{product_id}/restore", response_model=ProductRead)
 def restore_product(
-    product_id: int, response: Response, session: SessionDep, _actor: Writer
+    product_id: Id, response: Response, session: SessionDep, _actor: Writer
 ) -> ProductRead:
     """Bring a product back from the trash."""
     return _read(service.restore(session=session, product_id=product_id), response)

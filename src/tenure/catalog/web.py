@@ -15,6 +15,7 @@ from tenure.catalog.schemas import ProductCreate, ProductUpdate
 from tenure.core.errors import Conflict, InvalidInput, NotFound
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
+from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security.models import User
 from tenure.security.permissions import PRODUCTS_READ, PRODUCTS_WRITE
@@ -27,8 +28,6 @@ Writer = Annotated[User, page_require(PRODUCTS_WRITE)]
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
-# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
-MAX_ID = 2**63 - 1
 SORTS = ("name", "-name", "sku", "-created_at")
 FIELDS = ("sku", "name", "category", "description", "unit_price", "currency")
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.schemas import Id
 from tenure.customers import service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import (
@@ -58,7 +59,7 @@ def list_customers(
         Query(max_length=120, description="Prefix of a word of the name, email or company."),
     ] = None,
     lifecycle_stage: LifecycleStage | None = None,
-    owner_id: int | None = None,
+    owner_id: Id | None = None,
     kind: Kind | None = None,
     tag: str | None = None,
     source: str | None = None,
@@ -104,7 +105,7 @@ def create_customer(
 
 @router.get("/{customer_id}", response_model=CustomerDetail)
 def get_customer(
-    customer_id: int, response: Response, session: SessionDep, _actor: Reader
+    customer_id: Id, response: Response, session: SessionDep, _actor: Reader
 ) -> CustomerDetail:
     """One customer with their order summary. ``ETag`` carries the version."""
     return _detail(session, service.get(session=session, customer_id=customer_id), response)
@@ -112,7 +113,7 @@ def get_customer(
 
 @router.patch("/{customer_id}", response_model=CustomerDetail)
 def update_customer(
-    customer_id: int,
+    customer_id: Id,
     body: CustomerUpdate,
     response: Response,
     session: SessionDep,
@@ -128,7 +129,7 @@ def update_customer(
 
 @router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_customer(
-    customer_id: int, session: SessionDep, _actor: Deleter, if_match: IfMatch = None
+    customer_id: Id, session: SessionDep, _actor: Deleter, if_match: IfMatch = None
 ) -> Response:
     """Move a customer to the trash (restore with POST .../restore)."""
     customer = service.get(session=session, customer_id=customer_id)
@@ -139,7 +140,7 @@ def delete_customer(
 
 @router.post("/{customer_id}/restore", response_model=CustomerDetail)
 def restore_customer(
-    customer_id: int, response: Response, session: SessionDep, _actor: Deleter
+    customer_id: Id, response: Response, session: SessionDep, _actor: Deleter
 ) -> CustomerDetail:
     """Bring a customer back from the trash."""
     return _detail(session, service.restore(session=session, customer_id=customer_id), response)
@@ -147,7 +148,7 @@ def restore_customer(
 
 @router.get("/{customer_id}/orders", response_model=Page[OrderRead])
 def customer_orders(
-    customer_id: int,
+    customer_id: Id,
     session: SessionDep,
     settings: SettingsDep,
     params: ListParamsDep,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from tenure.core.schemas import Id
 from tenure.security.schemas import Email, Strict
 
 
@@ -45,7 +46,11 @@ def _tags(values: list[str]) -> list[str]:
 
 
 def _custom(value: dict[str, Any]) -> dict[str, Any]:
-    if len(orjson.dumps(value)) > 16_384:
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, say
+        raise ValueError(f"custom attributes cannot be stored: {exc}") from None
+    if len(encoded) > 16_384:
         raise ValueError("custom attributes must be at most 16 KB of JSON")
     return value
 
@@ -77,7 +82,7 @@ class CustomerCreate(Strict):
     company_name: ShortText | None = None
     tags: Tags = Field(default_factory=list)
     lifecycle_stage: LifecycleStage = LifecycleStage.LEAD
-    owner_id: int | None = Field(default=None, description="Defaults to the creating user.")
+    owner_id: Id | None = Field(default=None, description="Defaults to the creating user.")
     source: Annotated[str, Field(max_length=100)] | None = None
     notes: Annotated[str, Field(max_length=10_000)] | None = None
     custom: Custom = Field(default_factory=dict)
@@ -100,7 +105,7 @@ class CustomerUpdate(Strict):
     company_name: ShortText | None = None
     tags: Tags | None = None
     lifecycle_stage: LifecycleStage | None = None
-    owner_id: int | None = None
+    owner_id: Id | None = None
     source: Annotated[str, Field(max_length=100)] | None = None
     notes: Annotated[str, Field(max_length=10_000)] | None = None
     custom: Custom | None = None

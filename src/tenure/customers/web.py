@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 
 from tenure.core.errors import InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
+from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.customers import service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
@@ -44,8 +45,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 ORDERS_PAGE_SIZE = 20
-# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
-MAX_ID = 2**63 - 1
 # The choices of the sort select; "" is the service default (newest, or best match).
 SORTS = ("", "name", "-name", "-created_at", "created_at", "-updated_at", "updated_at")
 SORTABLE_COLUMNS = ("name", "created_at", "updated_at")

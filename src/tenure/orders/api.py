@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
 from tenure.orders import service
 from tenure.orders.models import Order
@@ -32,7 +33,7 @@ def list_orders(
     settings: SettingsDep,
     params: ListParamsDep,
     _actor: Reader,
-    customer_id: int | None = None,
+    customer_id: Id | None = None,
     status: OrderStatus | None = None,
     trashed: bool = False,
 ) -> Page[OrderRead]:
@@ -61,14 +62,14 @@ def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderRead)
-def get_order(order_id: int, response: Response, session: SessionDep, _actor: Reader) -> OrderRead:
+def get_order(order_id: Id, response: Response, session: SessionDep, _actor: Reader) -> OrderRead:
     """One order with its lines."""
     return _read(service.get(session=session, order_id=order_id), response)
 
 
 @router.patch("/{order_id}", response_model=OrderRead)
 def update_order(
-    order_id: int,
+    order_id: Id,
     body: OrderUpdate,
     response: Response,
     session: SessionDep,
@@ -83,7 +84,7 @@ def update_order(
 
 @router.delete("/{order_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_order(
-    order_id: int, session: SessionDep, _actor: Writer, if_match: IfMatch = None
+    order_id: Id, session: SessionDep, _actor: Writer, if_match: IfMatch = None
 ) -> Response:
     """Move an order to the trash."""
     order = service.get(session=session, order_id=order_id)
@@ -94,7 +95,7 @@ def delete_order(
 
 @router.post("/{order_id}/restore", response_model=OrderRead)
 def restore_order(
-    order_id: int, response: Response, session: SessionDep, _actor: Writer
+    order_id: Id, response: Response, session: SessionDep, _actor: Writer
 ) -> OrderRead:
     """Bring an order back from the trash."""
     return _read(service.restore(session=session, order_id=order_id), response)

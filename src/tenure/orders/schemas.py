@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from tenure.core.money import quantize
-from tenure.core.schemas import Amount, Currency
+from tenure.core.schemas import Amount, Currency, Id
 from tenure.security.schemas import Strict
 
 
@@ -41,13 +41,13 @@ Quantity = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 
 
 class OrderLineIn(Strict):
-    product_id: int
+    product_id: Id
     quantity: Quantity
     unit_price: Amount | None = Field(default=None, description="Defaults to the product's price.")
 
 
 class OrderCreate(Strict):
-    customer_id: int
+    customer_id: Id
     status: OrderStatus = OrderStatus.DRAFT
     ordered_at: datetime | None = Field(default=None, description="Defaults to now.")
     currency: Currency = "EUR"

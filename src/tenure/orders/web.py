@@ -22,6 +22,7 @@ from tenure.catalog import service as catalog_service
 from tenure.catalog.models import Product
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, parse_sort
+from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.deps import SessionDep
@@ -48,8 +49,6 @@ Gettext = Callable[[str], str]
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
-# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
-MAX_ID = 2**63 - 1
 SORTS = ("-id", "id", "-ordered_at", "ordered_at")
 SUGGESTIONS = 8
 MAX_LINES = 500

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.errors import Unauthenticated
+from tenure.core.openapi import problems
+from tenure.core.schemas import Id
 from tenure.deps import PrincipalDep, SessionDep, SettingsDep, require
 from tenure.security import service, throttle
 from tenure.security.models import User
@@ -34,7 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["auth and users"])
 NO_STORE = "no-store"
 
 
-@router.post("/auth/login", response_model=TokenResponse)
+@router.post("/auth/login", response_model=TokenResponse, responses=problems(401, 429))
 def login(
     body: LoginRequest,
     request: Request,
@@ -88,9 +90,7 @@ def create_user(body: UserCreate, session: SessionDep, _actor: UsersWriter) -> U
 
 
 @router.get("/users/{user_id}", response_model=UserRead)
-def get_user(
-    user_id: int, response: Response, session: SessionDep, _actor: UsersReader
-) -> UserRead:
+def get_user(user_id: Id, response: Response, session: SessionDep, _actor: UsersReader) -> UserRead:
     user = service.get_user(session=session, user_id=user_id)
     response.headers["ETag"] = etag(user.version)
     return UserRead.model_validate(user)
@@ -98,7 +98,7 @@ def get_user(
 
 @router.patch("/users/{user_id}", response_model=UserRead)
 def update_user(
-    user_id: int,
+    user_id: Id,
     body: UserUpdate,
     response: Response,
     session: SessionDep,
@@ -132,7 +132,7 @@ def create_api_key(
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_key(key_id: int, session: SessionDep, actor: KeyHolder) -> Response:
+def revoke_api_key(key_id: Id, session: SessionDep, actor: KeyHolder) -> Response:
     """Revoke one of your API keys."""
     service.revoke_api_key(session=session, user=actor, key_id=key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

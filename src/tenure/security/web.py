@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from tenure.core.errors import Conflict, NotFound
+from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security import service
 from tenure.security.models import ApiKey, User
@@ -38,8 +39,6 @@ KeyHolder = Annotated[User, page_require(API_KEYS_MANAGE)]
 Gettext = Callable[[str], str]
 
 router = APIRouter(include_in_schema=False)
-# Ids beyond a database BIGINT cannot exist; answering 404 beats an overflow error.
-MAX_ID = 2**63 - 1
 USER_FIELDS = ("email", "name", "role")  # shown again after a refused create; never the password
 # Responses that show a secret are kept by no cache (and by no idempotent replay).
 NO_STORE = {"Cache-Control": "no-store"}
