@@ -139,7 +139,13 @@ def fresh_engine(fresh_settings: Settings) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url)
+    # No background sampling for the operations page: a sample landing in the middle of a
+    # test would be a row the test did not write (tests/observability samples by hand).
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=database_url,
+        operations_sample_seconds=0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,12 @@ from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import make_engine, make_sessionmaker
 from tenure.deps import get_principal
+from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
 from tenure.observability.middleware import ObservabilityMiddleware
+from tenure.observability.sampler import lifespan as sampling
+from tenure.observability.web import router as operations_web_router
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
 from tenure.security import service as security_service
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title="Tenure",
         version=__version__,
         summary="A self-hosted CRM: customers, orders, products and more.",
+        lifespan=sampling,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         products_router,
         orders_router,
         audit_router,
+        operations_router,
     ):
         app.include_router(router)
 
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         products_web_router,
         orders_web_router,
         security_web_router,
+        operations_web_router,
     ):
         app.include_router(router)
 

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: int = Field(
         default=30, ge=1, description="On SIGTERM, how long requests in flight may take to finish."
     )
+    operations_sample_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="How often request counts are stored for the operations page; 0: never.",
+    )
+    operations_keep_days: int = Field(
+        default=7, ge=1, description="How long the operations page's samples are kept."
+    )
     backup_max_age_hours: float = Field(
         default=24, gt=0, description="tenure doctor warns when the last backup is older."
     )

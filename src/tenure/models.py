@@ -5,6 +5,7 @@ from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
+from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, User
 
@@ -19,6 +20,7 @@ __all__ = [
     "CustomerTag",
     "IdempotencyRecord",
     "LoginThrottle",
+    "MetricsSample",
     "Order",
     "OrderLine",
     "Product",

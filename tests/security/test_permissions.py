@@ -35,6 +35,7 @@ from tenure.security.permissions import (
     CUSTOMERS_DELETE,
     CUSTOMERS_READ,
     CUSTOMERS_WRITE,
+    OPERATIONS_READ,
     ORDERS_READ,
     ORDERS_WRITE,
     PRODUCTS_READ,
@@ -186,6 +187,7 @@ PROBES: dict[str, Probe] = {
     ),
     API_KEYS_MANAGE: Probe("POST", "/api/v1/api-keys", {"name": "sync"}, 201, True),
     AUDIT_READ: Probe("GET", "/api/v1/audit", None, 200, False),
+    OPERATIONS_READ: Probe("GET", "/api/v1/operations", None, 200, False),
 }
 
 

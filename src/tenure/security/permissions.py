@@ -26,6 +26,7 @@ USERS_READ = "users:read"
 USERS_WRITE = "users:write"
 API_KEYS_MANAGE = "api_keys:manage"
 AUDIT_READ = "audit:read"
+OPERATIONS_READ = "operations:read"
 
 ALL_PERMISSIONS = frozenset({
     CUSTOMERS_READ, CUSTOMERS_WRITE, CUSTOMERS_DELETE,
@@ -34,6 +35,7 @@ ALL_PERMISSIONS = frozenset({
     USERS_READ, USERS_WRITE,
     API_KEYS_MANAGE,
     AUDIT_READ,
+    OPERATIONS_READ,
 })  # fmt: skip
 
 _READ_RECORDS = frozenset({CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ})

@@ -10,16 +10,24 @@ from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_skeleton
+from babel.dates import format_date, format_datetime, format_skeleton, format_time, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
+from babel.units import format_unit
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DEFAULT = "en"
 SUPPORTED = ("en", "zh_CN")
 LABELS = {"en": "English", "zh_CN": "简体中文"}
+# Sizes in decimal units, as CLDR names them: 1 kB is 1,000 bytes.
+SIZE_UNITS = (
+    (10**12, "digital-terabyte"),
+    (10**9, "digital-gigabyte"),
+    (10**6, "digital-megabyte"),
+    (10**3, "digital-kilobyte"),
+)
 
 
 @lru_cache
@@ -69,6 +77,7 @@ def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
 
 
 Day = date  # a date or a datetime (the Formatter's methods hide both names)
+Moment = datetime
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,37 @@ class Formatter:
 
     def datetime(self, value: datetime | None) -> str:
         return format_datetime(value, format="short", locale=self.locale) if value else ""
+
+    def time(self, value: Moment) -> str:
+        """Hours and minutes: "2:05 PM", "14:05"."""
+        return format_time(value, format="short", locale=self.locale)
+
+    def ago(self, value: Moment, now: Moment) -> str:
+        """How long before ``now``: "3 hours ago", "3小时前"."""
+        return format_timedelta(value - now, add_direction=True, locale=self.locale)
+
+    def decimal(self, value: float) -> str:
+        """A number with at most two decimals: "1,234.57"."""
+        return format_decimal(value, format="#,##0.##", locale=self.locale)
+
+    def percent(self, value: float) -> str:
+        """A share as a percentage with at most two decimals: "0.25%"."""
+        return format_percent(value, format="#,##0.##%", locale=self.locale)
+
+    def milliseconds(self, value: float) -> str:
+        """A duration in milliseconds: "12.5 ms", "12.5毫秒"."""
+        return format_unit(
+            value, "duration-millisecond", length="short", format="#,##0.#", locale=self.locale
+        )
+
+    def size(self, value: int) -> str:
+        """A size in bytes in the largest unit it fills: "12.3 MB"."""
+        for factor, unit in SIZE_UNITS:
+            if value >= factor:
+                return format_unit(
+                    value / factor, unit, length="short", format="#,##0.#", locale=self.locale
+                )
+        return format_unit(value, "digital-byte", length="short", locale=self.locale)
 
     def month(self, value: Day) -> str:
         """A month and its year: "Nov 2026", "2026年11月"."""

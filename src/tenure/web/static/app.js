@@ -6,12 +6,46 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// The operations page: lines over time, data {labels, series: [{label, axis, values}]}; the
+// first series is scaled on the left axis, the second on the right; null values are gaps.
+function drawLines(canvas, data) {
+  const number = new Intl.NumberFormat(document.documentElement.lang, { maximumFractionDigits: 2 });
+  const colors = ["#2456d6", "#d97706"];
+  const scales = {};
+  data.series.forEach((s, i) => {
+    scales[s.axis] = {
+      position: i === 0 ? "left" : "right",
+      beginAtZero: true,
+      title: { display: true, text: s.label },
+      ticks: { callback: (v) => number.format(v) },
+      grid: { drawOnChartArea: i === 0 },
+    };
+  });
+  new window.Chart(canvas, {
+    type: "line",
+    data: {
+      labels: data.labels,
+      datasets: data.series.map((s, i) => ({
+        label: s.label, data: s.values, yAxisID: s.axis,
+        borderColor: colors[i % colors.length], backgroundColor: colors[i % colors.length],
+        pointRadius: 0, borderWidth: 2, spanGaps: false,
+      })),
+    },
+    options: { animation: false, interaction: { mode: "index", intersect: false }, scales },
+  });
+}
+
 // Charts: <canvas data-chart="bar" data-source="id-of-json-script">; data {labels, values, currency}.
 function drawCharts(root) {
   if (!window.Chart) return;
   root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
     if (canvas.dataset.drawn) return;
     const data = JSON.parse(document.getElementById(canvas.dataset.source).textContent);
+    if (canvas.dataset.chart === "operations") {
+      drawLines(canvas, data);
+      canvas.dataset.drawn = "1";
+      return;
+    }
     const money = new Intl.NumberFormat(document.documentElement.lang, {
       style: "currency", currency: data.currency || "EUR", maximumFractionDigits: 0,
     });
@@ -27,6 +61,14 @@ function drawCharts(root) {
   });
 }
 window.addEventListener("load", () => drawCharts(document));
+// A chart about to be swapped out by HTMX is let go of first.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if (!window.Chart) return;
+  event.detail.target.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+    const chart = window.Chart.getChart(canvas);
+    if (chart) chart.destroy();
+  });
+});
 document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.target));
 
 // Order form: "Remove" on a line drops that row, then re-prices the order (a change event
