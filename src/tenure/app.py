@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -26,6 +28,7 @@ from tenure.core.headers import SecurityHeadersMiddleware
 from tenure.core.idempotency import IdempotencyMiddleware
 from tenure.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from tenure.core.openapi import add_problem_responses
+from tenure.core.outage import UNAVAILABLE, Outage, outage
 from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
@@ -201,6 +204,29 @@ HTTP_PAGES = {
 }
 
 
+def _outage_response(request: Request, exc: Exception, found: Outage) -> Response:
+    """503 with Retry-After: the database is locked, full or unreachable for now."""
+    log.error(
+        "%s on %s %s: %s",
+        found.title,
+        request.method,
+        request.url.path,
+        exc,
+        exc_info=exc if found is UNAVAILABLE else None,  # the cause may be a bug
+    )
+    headers = {"Retry-After": str(found.retry_after)}
+    if is_api(request):
+        return problem_response(
+            status=503, code=found.code, title=found.title, detail=found.detail, headers=headers
+        )
+    try:
+        page = _error_page(request, 503, found.title, found.detail)
+    except (SQLAlchemyError, sqlite3.Error):  # the page looks up the user, in that database
+        page = Response(found.detail, status_code=503, media_type="text/plain")
+    page.headers.update(headers)
+    return page
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TenureError)
     def tenure_error(request: Request, exc: TenureError) -> Response:
@@ -262,8 +288,31 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error_page(request, 409, *CONFLICT)
         return problem_response(status=409, code="conflict", title=CONFLICT[0], detail=CONFLICT[1])
 
+    @app.exception_handler(DataError)
+    def unstorable(request: Request, exc: DataError) -> Response:
+        # A value the database refuses to store: PostgreSQL keeps no NUL character in text.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "an invalid value"
+        log.warning("data error: %s", reason)
+        if not is_api(request):
+            return _error_page(request, 422, N_("Invalid input"), BAD_REQUEST_DETAIL)
+        return problem_response(
+            status=422,
+            code="invalid-input",
+            title="Invalid input",
+            detail=f"A value sent cannot be stored ({reason}). Correct it and send again.",
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(sqlite3.OperationalError)
+    def database_outage(request: Request, exc: Exception) -> Response:
+        return _outage_response(request, exc, outage(exc) or UNAVAILABLE)
+
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
+        found = outage(exc)
+        if found is not None:  # raised outside the routes, in a middleware
+            return _outage_response(request, exc, found)
         # exc_info=exc: a sync handler runs in a worker thread, where exc_info() is empty.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         detail = INTERNAL_ERROR % {"id": getattr(request.state, "request_id", "-")}

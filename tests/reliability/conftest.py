@@ -14,6 +14,19 @@ from tenure.db import make_engine
 from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
 from tests.reliability.served import Site, initialise
 
+# Faults of the embedded database: they mean nothing on the PostgreSQL run, whose tests
+# these would only repeat (they make SQLite databases of their own), so they run once.
+SQLITE_ONLY = frozenset({"test_faults.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not POSTGRES_URL:
+        return
+    repeated = [item for item in items if item.path.name in SQLITE_ONLY]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if item not in repeated]
+
 
 @pytest.fixture
 def site(fresh_settings: Settings, fresh_engine: Engine) -> Site:

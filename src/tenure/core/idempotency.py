@@ -9,6 +9,7 @@ claim in place, so a retry is refused rather than run twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,10 +20,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenure.core.outage import outage
 from tenure.core.problems import problem_bytes
 from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import Base, unit_of_work
 
+log = logging.getLogger("tenure")
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
 
@@ -87,7 +90,17 @@ class IdempotencyMiddleware:
             + body
         ).hexdigest()
 
-        claim = await run_in_threadpool(self._claim, owner, key, fingerprint)
+        try:
+            claim = await run_in_threadpool(self._claim, owner, key, fingerprint)
+        except Exception as exc:
+            found = outage(exc)
+            if found is None:
+                raise
+            # Locked, full or unreachable: nothing was claimed, so a retry runs afresh.
+            log.warning("%s: Idempotency-Key not claimed: %s", found.title, exc)
+            retry = [(b"retry-after", str(found.retry_after).encode())]
+            await _send_problem(send, 503, found.code, found.title, found.detail, retry)
+            return
         if claim is not None:
             await _send_stored_or_problem(send, claim, fingerprint)
             return
@@ -216,7 +229,14 @@ async def _send_stored_or_problem(send: Send, record: IdempotencyRecord, fingerp
     await send({"type": "http.response.body", "body": record.body or b""})
 
 
-async def _send_problem(send: Send, status: int, code: str, title: str, detail: str) -> None:
+async def _send_problem(
+    send: Send,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = problem_bytes(status=status, code=code, title=title, detail=detail)
     await send(
         {
@@ -225,6 +245,7 @@ async def _send_problem(send: Send, status: int, code: str, title: str, detail: 
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )
