@@ -21,10 +21,10 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import CursorResult, delete, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -141,9 +141,9 @@ def record_sample(
             buckets=reading.buckets,
         )
         .on_conflict_do_nothing(index_elements=["source", "slot"])
+        .returning(MetricsSample.id)
     )
-    result = cast(CursorResult[Any], session.execute(statement))
-    if result.rowcount != 1:
+    if session.execute(statement).first() is None:
         return False
     session.execute(delete(MetricsSample).where(MetricsSample.taken_at < at - keep))
     return True
