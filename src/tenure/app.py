@@ -32,7 +32,7 @@ from tenure.core.outage import UNAVAILABLE, Outage, outage
 from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
-from tenure.db import make_engine, make_sessionmaker
+from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
 from tenure.deps import get_principal
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
@@ -84,13 +84,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    # Writers' sessions start their transaction as writers (SQLite: BEGIN IMMEDIATE).
+    app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
+    # SQLite reads never wait, so they run on the event loop (tenure.core.routing).
+    app.state.inline_reads = engine.dialect.name == "sqlite"
 
+    # Routes are matched in order, one by one: the busiest resources come first.
     for router in (
         health_router,
-        security_router,
         customers_router,
-        products_router,
         orders_router,
+        products_router,
+        security_router,
         audit_router,
         operations_router,
     ):

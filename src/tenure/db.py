@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Dialect, Engine, MetaData, Select, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tenure.config import Settings
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writers queue per process only
+    fcntl = None  # type: ignore[assignment]
+
 WRITE_OPTION = "tenure_write"
+BUSY_TIMEOUT_SECONDS = 10.0
 # JSON documents: jsonb on PostgreSQL (indexable), JSON text on SQLite.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -34,7 +47,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
@@ -45,10 +58,19 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20)
+        database = make_url(url).database
+        lock = (
+            WriterLock(Path(f"{database}-lock"))
+            if database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
+        factory = type("TenureSQLiteConnection", (_SQLiteConnection,), {"writer_lock": lock})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "factory": factory}, pool_size=20
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Writers take the lock at BEGIN so concurrent writers queue (busy_timeout)
-        # instead of failing when a read transaction tries to upgrade to a write.
+        # Writers take the lock at BEGIN so concurrent writers queue instead of failing
+        # when a read transaction tries to upgrade to a write.
         event.listen(engine, "connect", _sqlite_no_autobegin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -60,8 +82,105 @@ def _sqlite_no_autobegin(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    write = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    write = bool(conn.get_execution_options().get(WRITE_OPTION, False))
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, _SQLiteConnection):
+        dbapi_connection.begin(write=write)
+    else:  # pragma: no cover - a connection made outside make_engine
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class WriterLock:
+    """Queues SQLite writers: the threads of a process on a lock, processes on flock(2)
+    of a file beside the database.
+
+    SQLite lets one writer in at a time and makes the others retry in steps that grow to
+    100 ms (its busy handler), so a queue of a few writers turned into a tail of hundreds
+    of milliseconds. Here a writer waits its turn and gets in as soon as it is free.
+    """
+
+    def __init__(self, path: Path, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def acquire(self) -> None:
+        """Wait for the write lock; ``database is locked`` after ``timeout`` seconds."""
+        if self._pid != os.getpid():  # a forked child: its own locks, its own file handle
+            self.__init__(self.path, self.timeout)  # type: ignore[misc]
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def _lock_file(self, deadline: float) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                # Another process writes; its transactions take a millisecond or two.
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def release(self) -> None:
+        if fcntl is not None and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection that starts its own transactions, writers in turn."""
+
+    writer_lock: WriterLock | None = None
+    _writing = False
+
+    def begin(self, *, write: bool) -> None:
+        if write and self.writer_lock is not None:
+            self.writer_lock.acquire()
+            self._writing = True
+        try:
+            self.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release(closed=True)
+
+    def _release(self, *, closed: bool = False) -> None:
+        """Let the next writer in once this connection's transaction is over."""
+        if self._writing and self.writer_lock is not None and (closed or not self.in_transaction):
+            self._writing = False
+            self.writer_lock.release()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -85,3 +204,86 @@ def unit_of_work(factory: sessionmaker[Session], *, write: bool = True) -> Itera
 def begin_write(session: Session) -> None:
     """Start the session's transaction as a writer (SQLite: BEGIN IMMEDIATE)."""
     session.connection(execution_options={WRITE_OPTION: True})
+
+
+class Prepared:
+    """A Core SELECT compiled once per dialect and run straight on the DBAPI cursor.
+
+    For the few statements on the path of nearly every request (the token check, a
+    customer and their totals): SQLAlchemy's per-execution work (cache key, execution
+    context, result object) costs several times what SQLite takes to answer them. The
+    values come back converted by the columns' own types, as ``Connection.execute``
+    would return them, and the engine's cursor events still see each query.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.keys = tuple(c.key for c in statement.selected_columns)
+        self._plans: dict[str, _Plan] = {}
+
+    def all(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
+        """Every row, with ``params`` bound by name."""
+        conn = session.connection()
+        plan = self._plans.get(conn.dialect.name) or self._plan(conn.dialect)
+        values = plan.parameters(params)
+        cursor = conn.connection.cursor()
+        try:
+            conn.dispatch.before_cursor_execute(conn, cursor, plan.sql, values, None, False)
+            try:
+                cursor.execute(plan.sql, values)
+                raw = cursor.fetchall()
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise DBAPIError.instance(
+                    plan.sql, values, exc, conn.dialect.loaded_dbapi.Error
+                ) from exc
+            conn.dispatch.after_cursor_execute(conn, cursor, plan.sql, values, None, False)
+        finally:
+            cursor.close()
+        return [plan.convert(row) for row in raw]
+
+    def first(self, session: Session, **params: Any) -> tuple[Any, ...] | None:
+        """The first row, or None."""
+        rows = self.all(session, **params)
+        return rows[0] if rows else None
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        compiled = self.statement.compile(dialect=dialect)
+        binds = {name: bind.value for name, bind in compiled.binds.items()}
+        processors = {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        results = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in self.statement.selected_columns
+        ]
+        positional = compiled.positiontup if dialect.positional else None
+        plan = _Plan(
+            compiled.string, binds, processors, tuple(positional) if positional else None, results
+        )
+        self._plans[dialect.name] = plan
+        return plan
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    defaults: dict[str, Any]
+    bind_processors: Mapping[str, Callable[[Any], Any]]
+    positional: tuple[str, ...] | None
+    result_processors: Sequence[Callable[[Any], Any] | None]
+
+    def parameters(self, params: dict[str, Any]) -> Any:
+        values = {**self.defaults, **params}
+        for name, process in self.bind_processors.items():
+            values[name] = process(values[name])
+        if self.positional is None:
+            return values
+        return tuple(values[name] for name in self.positional)
+
+    def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(row, self.result_processors, strict=True)
+        )

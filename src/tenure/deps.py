@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tenure.audit.deps import request_audit
 from tenure.config import Settings
 from tenure.core.errors import PermissionDenied, Unauthenticated
 from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from tenure.db import begin_write
+from tenure.core.routing import INLINE, run_db
 from tenure.security import service as security_service
-from tenure.security.models import User
 from tenure.security.permissions import has_permission
 from tenure.security.service import Principal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: committed before the response is sent."""
-    with request.app.state.sessions() as session, session.begin():
-        if request.method not in READ_METHODS:
-            begin_write(session)
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: committed before the response is sent.
+
+    A writer's transaction starts as one (SQLite: BEGIN IMMEDIATE) at its first query.
+    Reads on SQLite run on the event loop; see :mod:`tenure.core.routing`."""
+    state = request.app.state
+    write = request.method not in READ_METHODS
+    session: Session = state.sessions(bind=state.write_engine) if write else state.sessions()
+    session.info[INLINE] = not write and state.inline_reads
+    session.begin()
+    try:
         with request_audit(session, request):
             yield session
+    except BaseException:
+        # Off the event loop: a refusal may write an audit entry of its own.
+        await run_in_threadpool(_finish, session, commit=False)
+        raise
+    if session.new or session.dirty or session.deleted:
+        session.info[INLINE] = False  # a read that writes after all waits for the lock
+    await run_db(session, _finish, session, commit=True)
+
+
+def _finish(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 async def get_settings(request: Request) -> Settings:
@@ -40,7 +63,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request, session: SessionDep) -> Principal:
     """The caller, from ``Authorization: Bearer <token or API key>``; 401 when missing."""
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
@@ -48,22 +71,25 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
         raise Unauthenticated(
             "Send 'Authorization: Bearer <token>'; sign in at /api/v1/auth/login."
         )
-    principal = security_service.authenticate(session=session, credential=credential.strip())
-    request.state.user_id = principal.user.id
+    principal = await run_db(
+        session, security_service.authenticate, session=session, credential=credential.strip()
+    )
+    request.state.user_id = principal.user_id
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: str) -> Callable[[Principal], Awaitable[User]]:
-    """A dependency that lets the request through only with ``permission``."""
+def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets the request through only with ``permission``; it gives the
+    caller (``.user`` loads the user when a handler needs more than the role)."""
 
     # async: no I/O here, so FastAPI runs it inline instead of in the thread pool.
-    async def check(principal: PrincipalDep) -> User:
-        if not has_permission(principal.user.role, permission):
-            raise PermissionDenied(f"Your role ({principal.user.role}) lacks '{permission}'.")
-        return principal.user
+    async def check(principal: PrincipalDep) -> Principal:
+        if not has_permission(principal.role, permission):
+            raise PermissionDenied(f"Your role ({principal.role}) lacks '{permission}'.")
+        return principal
 
     check.permission = permission  # type: ignore[attr-defined]  # read by route audits
     return check

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from tenure.catalog import service
 from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate, ProductRead, ProductUpdate
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
-from tenure.security.models import User
 from tenure.security.permissions import PRODUCTS_READ, PRODUCTS_WRITE
+from tenure.security.service import Principal
 
-Reader = Annotated[User, Depends(require(PRODUCTS_READ))]
-Writer = Annotated[User, Depends(require(PRODUCTS_WRITE))]
+Reader = Annotated[Principal, Depends(require(PRODUCTS_READ))]
+Writer = Annotated[Principal, Depends(require(PRODUCTS_WRITE))]
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.responses import model_response
+from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.customers import service
 from tenure.customers.models import Customer
@@ -23,18 +25,18 @@ from tenure.customers.schemas import (
 from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
-from tenure.security.models import User
 from tenure.security.permissions import (
     CUSTOMERS_DELETE,
     CUSTOMERS_READ,
     CUSTOMERS_WRITE,
     ORDERS_READ,
 )
+from tenure.security.service import Principal
 
-Reader = Annotated[User, Depends(require(CUSTOMERS_READ))]
-Writer = Annotated[User, Depends(require(CUSTOMERS_WRITE))]
-Deleter = Annotated[User, Depends(require(CUSTOMERS_DELETE))]
-OrdersReader = Annotated[User, Depends(require(ORDERS_READ))]
+Reader = Annotated[Principal, Depends(require(CUSTOMERS_READ))]
+Writer = Annotated[Principal, Depends(require(CUSTOMERS_WRITE))]
+Deleter = Annotated[Principal, Depends(require(CUSTOMERS_DELETE))]
+OrdersReader = Annotated[Principal, Depends(require(ORDERS_READ))]
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -98,17 +100,21 @@ def create_customer(
     body: CustomerCreate, response: Response, session: SessionDep, actor: Writer
 ) -> CustomerDetail:
     """Create a customer (a person or a company)."""
-    customer = service.create(session=session, data=body, actor=actor)
+    customer = service.create(session=session, data=body, actor=actor.user)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     return _detail(session, customer, response)
 
 
 @router.get("/{customer_id}", response_model=CustomerDetail)
-def get_customer(
-    customer_id: Id, response: Response, session: SessionDep, _actor: Reader
-) -> CustomerDetail:
+def get_customer(customer_id: Id, session: SessionDep, _actor: Reader) -> Response:
     """One customer with their order summary. ``ETag`` carries the version."""
-    return _detail(session, service.get(session=session, customer_id=customer_id), response)
+    customer = service.read(session=session, customer_id=customer_id)
+    totals = orders_service.customer_totals(session=session, customer_id=customer_id)
+    detail = CustomerDetail(
+        **dict(customer),
+        summary=CustomerSummary.model_validate(totals, from_attributes=True),
+    )
+    return model_response(detail, headers={"ETag": etag(customer.version)})
 
 
 @router.patch("/{customer_id}", response_model=CustomerDetail)

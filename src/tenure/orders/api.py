@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
 from tenure.orders import service
 from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate, OrderRead, OrderStatus, OrderUpdate
-from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
+from tenure.security.service import Principal
 
-Reader = Annotated[User, Depends(require(ORDERS_READ))]
-Writer = Annotated[User, Depends(require(ORDERS_WRITE))]
+Reader = Annotated[Principal, Depends(require(ORDERS_READ))]
+Writer = Annotated[Principal, Depends(require(ORDERS_WRITE))]
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 

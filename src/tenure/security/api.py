@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import Depends, Header, Request, Response, status
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.errors import Unauthenticated
 from tenure.core.openapi import problems
+from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import PrincipalDep, SessionDep, SettingsDep, require
 from tenure.security import service, throttle
-from tenure.security.models import User
 from tenure.security.permissions import API_KEYS_MANAGE, USERS_READ, USERS_WRITE
 from tenure.security.schemas import (
     ApiKeyCreate,
@@ -24,10 +24,11 @@ from tenure.security.schemas import (
     UserRead,
     UserUpdate,
 )
+from tenure.security.service import Principal
 
-UsersReader = Annotated[User, Depends(require(USERS_READ))]
-UsersWriter = Annotated[User, Depends(require(USERS_WRITE))]
-KeyHolder = Annotated[User, Depends(require(API_KEYS_MANAGE))]
+UsersReader = Annotated[Principal, Depends(require(USERS_READ))]
+UsersWriter = Annotated[Principal, Depends(require(USERS_WRITE))]
+KeyHolder = Annotated[Principal, Depends(require(API_KEYS_MANAGE))]
 
 router = APIRouter(prefix="/api/v1", tags=["auth and users"])
 
@@ -116,9 +117,8 @@ def update_user(
 @router.get("/api-keys", response_model=list[ApiKeyRead])
 def list_api_keys(session: SessionDep, actor: KeyHolder) -> list[ApiKeyRead]:
     """Your API keys (never the keys themselves)."""
-    return [
-        ApiKeyRead.model_validate(k) for k in service.list_api_keys(session=session, user=actor)
-    ]
+    keys = service.list_api_keys(session=session, user=actor.user)
+    return [ApiKeyRead.model_validate(k) for k in keys]
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
@@ -127,12 +127,12 @@ def create_api_key(
 ) -> ApiKeyCreated:
     """Create an API key for yourself. The key is in this response only."""
     response.headers["Cache-Control"] = NO_STORE
-    record, key = service.create_api_key(session=session, user=actor, name=body.name)
+    record, key = service.create_api_key(session=session, user=actor.user, name=body.name)
     return ApiKeyCreated(**ApiKeyRead.model_validate(record).model_dump(), key=key)
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_api_key(key_id: Id, session: SessionDep, actor: KeyHolder) -> Response:
     """Revoke one of your API keys."""
-    service.revoke_api_key(session=session, user=actor, key_id=key_id)
+    service.revoke_api_key(session=session, user=actor.user, key_id=key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated
 from tenure.core.time import utcnow
+from tenure.db import Prepared
 from tenure.security import throttle
 from tenure.security.models import AccessToken, ApiKey, User
 from tenure.security.passwords import hash_password, needs_rehash, verify_password
@@ -28,13 +29,24 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Principal:
-    """Who is calling, and through which credential."""
+    """Who is calling, and through which credential.
 
-    user: User
+    Most requests need only the role; ``user`` is loaded from ``session`` on first use."""
+
+    user_id: int
+    role: str
+    session: Session = field(repr=False, compare=False)
     token_id: int | None = None
     api_key_id: int | None = None
+    loaded_user: User | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def user(self) -> User:
+        if self.loaded_user is None:
+            self.loaded_user = get_user(session=self.session, user_id=self.user_id)
+        return self.loaded_user
 
 
 def get_user(*, session: Session, user_id: int) -> User:
@@ -207,30 +219,46 @@ def logout(*, session: Session, principal: Principal) -> None:
             audit.logged_out(session=session, user=principal.user)
 
 
+_TOKEN = AccessToken.__table__
+_USER = User.__table__
+# Every request runs one of these: built once, so a call only binds the digest. A token
+# is checked without ORM objects (the user is loaded only if asked for).
+_TOKEN_LOOKUP = Prepared(
+    select(_TOKEN.c.id, _TOKEN.c.expires_at, _USER.c.id, _USER.c.role)
+    .join(_USER, _USER.c.id == _TOKEN.c.user_id)
+    .where(
+        _TOKEN.c.token_hash == bindparam("digest"),
+        _TOKEN.c.revoked_at.is_(None),
+        _USER.c.is_active,
+    )
+)
+_API_KEY_LOOKUP = (
+    select(ApiKey, User)
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None), User.is_active)
+)
+
+
 def authenticate(*, session: Session, credential: str) -> Principal:
-    """The principal behind a bearer token or API key, or ``Unauthenticated``."""
+    """The principal behind a bearer token or API key, or ``Unauthenticated``.
+
+    Checked against the database on every call, so a revoked token, a revoked key or a
+    disabled user is refused from the next request on."""
     now = utcnow()
     digest = _digest(credential)
     if credential.startswith(API_KEY_PREFIX):
-        found = session.execute(
-            select(ApiKey, User)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None), User.is_active)
-        ).first()
+        found = session.execute(_API_KEY_LOOKUP, {"digest": digest}).first()
         if found is None:
             raise Unauthenticated("The API key is unknown or revoked.")
         key, user = found
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
             key.last_used_at = now  # written at most every few minutes, not on every call
-        return Principal(user=user, api_key_id=key.id)
-    row = session.execute(
-        select(AccessToken.id, AccessToken.expires_at, User)
-        .join(User, User.id == AccessToken.user_id)
-        .where(AccessToken.token_hash == digest, AccessToken.revoked_at.is_(None), User.is_active)
-    ).first()
+        return Principal(user.id, user.role, session, api_key_id=key.id, loaded_user=user)
+    row = _TOKEN_LOOKUP.first(session, digest=digest)
     if row is None or row[1] <= now:
         raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
-    return Principal(user=row[2], token_id=row[0])
+    token_id, _expires_at, user_id, role = row
+    return Principal(user_id, role, session, token_id=token_id)
 
 
 def create_api_key(*, session: Session, user: User, name: str) -> tuple[ApiKey, str]:
