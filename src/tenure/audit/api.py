@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +10,7 @@ from tenure.audit import service
 from tenure.audit.schemas import AuditEntryRead
 from tenure.core.errors import InvalidInput
 from tenure.core.pagination import Page, parse_sort, to_page
-from tenure.core.schemas import MAX_ID
+from tenure.core.schemas import MAX_ID, Instant
 from tenure.core.time import as_utc
 from tenure.deps import ListParamsDep, SessionDep, SettingsDep, require
 from tenure.security.models import User
@@ -40,8 +39,8 @@ def list_entries(
     ] = None,
     entity_type: Annotated[str | None, Query(max_length=32, examples=["customer"])] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[Instant | None, Query(description="From this time (inclusive).")] = None,
+    until: Annotated[Instant | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEntryRead]:
     """The audit log, newest first: filter by actor, action, record and time range."""
     since = as_utc(since) if since else None

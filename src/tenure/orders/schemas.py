@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from tenure.core.money import quantize
-from tenure.core.schemas import Amount, Currency, Id
+from tenure.core.schemas import Amount, Currency, Id, Instant
 from tenure.security.schemas import Strict
 
 
@@ -49,7 +49,7 @@ class OrderLineIn(Strict):
 class OrderCreate(Strict):
     customer_id: Id
     status: OrderStatus = OrderStatus.DRAFT
-    ordered_at: datetime | None = Field(default=None, description="Defaults to now.")
+    ordered_at: Instant | None = Field(default=None, description="Defaults to now.")
     currency: Currency = "EUR"
     notes: Annotated[str, Field(max_length=10_000)] | None = None
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)]
@@ -59,7 +59,7 @@ class OrderUpdate(Strict):
     """Status follows the allowed transitions; lines can be replaced only while a draft."""
 
     status: OrderStatus | None = None
-    ordered_at: datetime | None = None
+    ordered_at: Instant | None = None
     notes: Annotated[str, Field(max_length=10_000)] | None = None
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)] | None = None
 
