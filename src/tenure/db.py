@@ -50,6 +50,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    # Deleted and overwritten content is zeroed, not left in free space: an erased
+    # customer's data must not stay readable in the file (not every build defaults to it).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -61,7 +61,7 @@ def test_update_trash_and_restore_over_the_api_are_recorded(
     customer_id = _create_customer(client, admin)
     path = f"/api/v1/customers/{customer_id}"
 
-    assert client.patch(path, json={"notes": "met at the fair"}, headers=admin).status_code == 200
+    assert client.patch(path, json={"source": "fair"}, headers=admin).status_code == 200
     assert client.delete(path, headers=admin).status_code == 204
     assert client.post(f"{path}/restore", headers=admin).status_code == 200
 
@@ -72,7 +72,7 @@ def test_update_trash_and_restore_over_the_api_are_recorded(
         "customer.trashed",
         "customer.restored",
     ]
-    assert log[1].changes == {"notes": {"old": None, "new": "met at the fair"}}
+    assert log[1].changes == {"source": {"old": None, "new": "fair"}}
 
 
 def test_a_sign_in_is_recorded(client: TestClient, make_user: MakeUser, entries: Entries) -> None:

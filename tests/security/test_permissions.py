@@ -33,6 +33,8 @@ from tenure.security.permissions import (
     API_KEYS_MANAGE,
     AUDIT_READ,
     CUSTOMERS_DELETE,
+    CUSTOMERS_ERASE,
+    CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
     CUSTOMERS_WRITE,
     OPERATIONS_READ,
@@ -165,6 +167,8 @@ PROBES: dict[str, Probe] = {
     CUSTOMERS_READ: Probe("GET", "/api/v1/customers", None, 200, False),
     CUSTOMERS_WRITE: Probe("POST", "/api/v1/customers", {"name": "New"}, 201, True),
     CUSTOMERS_DELETE: Probe("DELETE", "/api/v1/customers/{doomed}", None, 204, True),
+    # The audit entry an export writes is left out of the comparison (see _snapshot).
+    CUSTOMERS_EXPORT: Probe("GET", "/api/v1/customers/{customer}/export", None, 200, False),
     PRODUCTS_READ: Probe("GET", "/api/v1/products", None, 200, False),
     PRODUCTS_WRITE: Probe(
         "POST", "/api/v1/products", {"sku": "NEW-1", "name": "New", "unit_price": "1.00"}, 201, True
@@ -188,6 +192,8 @@ PROBES: dict[str, Probe] = {
     API_KEYS_MANAGE: Probe("POST", "/api/v1/api-keys", {"name": "sync"}, 201, True),
     AUDIT_READ: Probe("GET", "/api/v1/audit", None, 200, False),
     OPERATIONS_READ: Probe("GET", "/api/v1/operations", None, 200, False),
+    # Last: it erases the customer the trash probe may have trashed.
+    CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
 
 
@@ -281,7 +287,7 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT},
     Role.SALES: _READS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
     Role.SUPPORT: _READS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
     Role.MARKETING: _READS | {API_KEYS_MANAGE},
@@ -297,6 +303,12 @@ def test_the_role_table_is_the_documented_one() -> None:
 
 def test_only_admins_manage_users() -> None:
     assert [role for role, perms in ROLE_PERMISSIONS.items() if USERS_WRITE in perms] == [
+        Role.ADMIN
+    ]
+
+
+def test_only_admins_erase_personal_data() -> None:
+    assert [role for role, perms in ROLE_PERMISSIONS.items() if CUSTOMERS_ERASE in perms] == [
         Role.ADMIN
     ]
 

@@ -12,7 +12,8 @@ refused request) are written in a transaction of their own when the work rolls b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,11 +57,18 @@ SENSITIVE = (
     "secret",
     "cipher",
 )
+# The rest of what a privacy erasure clears (tenure.customers.privacy), per record:
+# masked like the above, so that an erasure leaves nothing of it in the append-only log.
+PERSONAL = {
+    "customer": frozenset({"name", "company_name", "notes", "custom", "tags"}),
+    "order": frozenset({"notes"}),
+}
 MASK = "[masked]"
 ALIASES = {"tag_rows": "tags"}
 
 PENDING = "tenure.audit.pending"
 CONTEXT = "tenure.audit.context"
+UNRECORDED = "tenure.audit.unrecorded"
 
 
 def _nobody() -> int | None:
@@ -133,6 +141,47 @@ def add(
 def _pending(session: Session) -> list[_Pending]:
     pending: list[_Pending] = session.info.setdefault(PENDING, [])
     return pending
+
+
+def write_now(
+    session: Session,
+    *,
+    action: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write an entry at once, in a transaction of its own, before what it records takes
+    place: data that leaves (an export) must not leave unrecorded. Raises when it cannot
+    be written. ``session`` (possibly a read) gives the context and the database."""
+    context = context_of(session)
+    entry = Event(
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        details=plain(details or {}),
+        actor_id=context.actor_id(),
+        request_id=context.request_id,
+        client_address=context.client_address,
+    )
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+        chain.append(conn, [entry])
+
+
+@contextmanager
+def unrecorded(session: Session, entity_type: str, entity_id: int | str) -> Iterator[None]:
+    """Changes to one record flushed in the block make no entry of their own: the caller
+    writes the one entry that says what happened, without the values (an erasure)."""
+    key = (entity_type, str(entity_id))
+    quiet: set[tuple[str, str]] = session.info.setdefault(UNRECORDED, set())
+    quiet.add(key)
+    try:
+        yield
+        session.flush()
+    finally:
+        quiet.discard(key)
 
 
 def install(factory: SessionMaker[Session]) -> None:
@@ -208,20 +257,23 @@ def _record(session: Session, obj: object, kind: str) -> None:
     entity_type = AUDITED.get(table)
     if entity_type is None:
         return
+    # Not state.identity: new objects get theirs only once the flush is over.
+    entity_id = ",".join(str(v) for v in state.mapper.primary_key_from_instance(obj))
+    if (entity_type, entity_id) in session.info.get(UNRECORDED, ()):
+        return
     if kind == "updated":
-        changes = _updated(state)
+        changes = _updated(state, entity_type)
         if not changes:
             return
         action = _update_action(entity_type, changes)
     else:
-        changes = _snapshot(state, new=kind == "created")
+        changes = _snapshot(state, entity_type, new=kind == "created")
         action = kind
     add(
         session,
         action=f"{entity_type}.{action}",
         entity_type=entity_type,
-        # Not state.identity: new objects get theirs only once the flush is over.
-        entity_id=",".join(str(v) for v in state.mapper.primary_key_from_instance(obj)),
+        entity_id=entity_id,
         changes=changes,
     )
 
@@ -246,7 +298,9 @@ def _fields(state: InstanceState[Any]) -> Iterable[tuple[str, Any]]:
         yield prop.key, prop
 
 
-def _snapshot(state: InstanceState[Any], *, new: bool) -> dict[str, dict[str, Any]]:
+def _snapshot(
+    state: InstanceState[Any], entity_type: str, *, new: bool
+) -> dict[str, dict[str, Any]]:
     """Every value of a record made (``new``) or removed, as a diff from or to nothing."""
     changes: dict[str, dict[str, Any]] = {}
     for key, prop in _fields(state):
@@ -256,11 +310,11 @@ def _snapshot(state: InstanceState[Any], *, new: bool) -> dict[str, dict[str, An
         if value is None or value == [] or value == {}:
             continue
         pair = {"old": None, "new": value} if new else {"old": value, "new": None}
-        changes[ALIASES.get(key, key)] = _masked(key, pair)
+        changes[ALIASES.get(key, key)] = _masked(entity_type, key, pair)
     return changes
 
 
-def _updated(state: InstanceState[Any]) -> dict[str, dict[str, Any]]:
+def _updated(state: InstanceState[Any], entity_type: str) -> dict[str, dict[str, Any]]:
     changes: dict[str, dict[str, Any]] = {}
     for key, prop in _fields(state):
         history = state.attrs[key].history
@@ -277,7 +331,7 @@ def _updated(state: InstanceState[Any]) -> dict[str, dict[str, Any]]:
             new = history.added[0] if history.added else None
             if old == new:
                 continue
-        changes[ALIASES.get(key, key)] = _masked(key, {"old": old, "new": new})
+        changes[ALIASES.get(key, key)] = _masked(entity_type, key, {"old": old, "new": new})
     return changes
 
 
@@ -302,8 +356,9 @@ def _describe(prop: RelationshipProperty[Any], item: object) -> Any:
     return plain(values)
 
 
-def _masked(key: str, pair: dict[str, Any]) -> dict[str, Any]:
-    if any(stem in key for stem in SENSITIVE):
+def _masked(entity_type: str, key: str, pair: dict[str, Any]) -> dict[str, Any]:
+    personal = ALIASES.get(key, key) in PERSONAL.get(entity_type, ())
+    if personal or any(stem in key for stem in SENSITIVE):
         return {side: None if value is None else MASK for side, value in pair.items()}
     return {side: plain(value) for side, value in pair.items()}
 

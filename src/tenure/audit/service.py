@@ -7,8 +7,10 @@ change to a record (sign-ins, refusals) and read the log.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -93,6 +95,28 @@ def access_denied(*, session: Session, code: str, reason: str, method: str, path
     )
 
 
+def exported(*, session: Session, entity_type: str, entity_id: int | str) -> None:
+    """A record's data is about to leave (a privacy export): written at once, before it
+    does, in a transaction of its own."""
+    recorder.write_now(
+        session, action=f"{entity_type}.exported", entity_type=entity_type, entity_id=str(entity_id)
+    )
+
+
+def erased(
+    *, session: Session, entity_type: str, entity_id: int | str, details: dict[str, Any]
+) -> None:
+    """A record's personal data was removed for good. ``details`` names what, never the
+    values; the record's own diff is not written (see ``recorder.unrecorded``)."""
+    recorder.add(
+        session,
+        action=f"{entity_type}.erased",
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        details=details,
+    )
+
+
 # --- reading --------------------------------------------------------------------------
 
 
@@ -158,6 +182,21 @@ def history_for(
         .where(AuditEntry.entity_type == entity_type, AuditEntry.entity_id == str(entity_id))
         .order_by(AuditEntry.seq.desc())
         .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def entries_about(
+    *, session: Session, entity_type: str, entity_ids: Iterable[int | str]
+) -> list[AuditEntry]:
+    """Every entry about these records of one type, oldest first (a privacy export)."""
+    ids = sorted({str(i) for i in entity_ids})
+    if not ids:
+        return []
+    stmt = (
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == entity_type, AuditEntry.entity_id.in_(ids))
+        .order_by(AuditEntry.seq)
     )
     return list(session.scalars(stmt))
 

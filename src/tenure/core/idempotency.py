@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import LargeBinary, String, delete
+from sqlalchemy import LargeBinary, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -169,6 +170,37 @@ class IdempotencyMiddleware:
                     IdempotencyRecord.scope == owner, IdempotencyRecord.key == key
                 )
             )
+
+
+ERASED_BODY = problem_bytes(
+    status=410,
+    code="response-erased",
+    title="Response erased",
+    detail="The response to this request held personal data that has since been erased, "
+    "so it is no longer kept. The request was carried out; it is not run again.",
+)
+
+
+def forget(*, session: Session, holds: Callable[[bytes], bool]) -> int:
+    """Replace each kept response whose body ``holds`` erased personal data with a 410
+    problem. The key stays claimed, so a retry still does not run the request twice.
+    Returns how many were replaced."""
+    found = session.execute(
+        select(IdempotencyRecord.scope, IdempotencyRecord.key, IdempotencyRecord.body).where(
+            IdempotencyRecord.body.is_not(None)
+        )
+    )
+    doomed = [(scope, key) for scope, key, body in found if body and holds(bytes(body))]
+    headers = orjson.dumps(
+        [["content-type", "application/problem+json"], ["content-length", str(len(ERASED_BODY))]]
+    )
+    for scope, key in doomed:
+        session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+            .values(status=410, headers=headers, body=ERASED_BODY)
+        )
+    return len(doomed)
 
 
 def _no_store(headers: list[Any]) -> bool:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import BackgroundTasks, Depends, Query, Response, status
+from sqlalchemy.orm import Session
 
 from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.responses import model_response
-from tenure.core.routing import APIRouter
+from tenure.core.routing import INLINE, APIRouter
 from tenure.core.schemas import Id
-from tenure.customers import service
+from tenure.customers import privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import (
     CustomerCreate,
     CustomerDetail,
+    CustomerExport,
     CustomerRead,
     CustomerSummary,
     CustomerUpdate,
@@ -27,6 +29,8 @@ from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.permissions import (
     CUSTOMERS_DELETE,
+    CUSTOMERS_ERASE,
+    CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
     CUSTOMERS_WRITE,
     ORDERS_READ,
@@ -172,3 +176,47 @@ def customer_orders(
         count_cap=settings.count_cap if params.count else None,
     )
     return to_page(result, OrderRead.model_validate)
+
+
+# --- privacy rights -------------------------------------------------------------------
+
+Exporter = Annotated[Principal, Depends(require(CUSTOMERS_EXPORT))]
+Eraser = Annotated[Principal, Depends(require(CUSTOMERS_ERASE))]
+
+
+async def _recording_read(session: SessionDep) -> Session:
+    """A read that writes its audit entry first: that may wait for the write lock, so it
+    runs in the thread pool, never on the event loop (see tenure.core.routing)."""
+    session.info[INLINE] = False
+    return session
+
+
+RecordingSession = Annotated[Session, Depends(_recording_read)]
+
+
+@router.get("/{customer_id}/export", response_model=CustomerExport)
+def export_customer(
+    customer_id: Id, response: Response, session: RecordingSession, _actor: Exporter
+) -> CustomerExport:
+    """Everything held about the customer (trashed or erased ones too): profile, order
+    figures, orders with lines and the audit log's entries about them. Each export is
+    recorded in the audit log (``customer.exported``) before it is sent."""
+    response.headers["Cache-Control"] = "no-store"
+    return privacy.export(session=session, customer_id=customer_id)
+
+
+@router.post("/{customer_id}/erase", response_model=CustomerDetail)
+def erase_customer(
+    customer_id: Id,
+    response: Response,
+    session: SessionDep,
+    background: BackgroundTasks,
+    _actor: Eraser,
+) -> CustomerDetail:
+    """Remove the customer's personal data for good (also from the trash): name replaced
+    by a placeholder; email, phone, address, company, notes, custom attributes, tags,
+    search terms and the notes of their orders cleared. Orders and amounts stay. It
+    cannot be undone; erasing again changes nothing."""
+    customer = privacy.erase(session=session, customer_id=customer_id)
+    background.add_task(privacy.settle, session.get_bind())
+    return _detail(session, customer, response)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenure.core.records import Record, Trashable
+from tenure.core.time import UTCDateTime
 from tenure.db import Base, JSONDoc
 
 # Prefix ranges over search terms must compare by code point on every database.
@@ -34,6 +36,8 @@ class Customer(Record, Trashable, Base):
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
     custom: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    # Set by a privacy erasure: the personal data is gone for good, the record stays.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     tag_rows: Mapped[list[CustomerTag]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="CustomerTag.tag"

@@ -12,6 +12,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tenure.core.schemas import Id
+from tenure.orders.schemas import OrderRead
 from tenure.security.schemas import Email, Strict
 
 
@@ -27,6 +28,7 @@ class LifecycleStage(StrEnum):
     CHURNED = "churned"
 
 
+EXPORT_FORMAT = "tenure.customer-export/1"
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 
 
@@ -130,6 +132,9 @@ class CustomerRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    erased_at: datetime | None = Field(
+        default=None, description="When a privacy erasure removed their personal data."
+    )
     version: int
 
 
@@ -145,3 +150,32 @@ class CustomerSummary(BaseModel):
 
 class CustomerDetail(CustomerRead):
     summary: CustomerSummary
+
+
+class ExportedEntry(BaseModel):
+    """An audit log entry about the customer or one of their orders."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    occurred_at: datetime
+    action: str = Field(examples=["customer.updated"])
+    entity_type: str | None
+    entity_id: str | None
+    changes: dict[str, Any] = Field(
+        description='What changed; personal data appears only as "[masked]".'
+    )
+    details: dict[str, Any]
+
+
+class CustomerExport(BaseModel):
+    """Everything Tenure holds about one customer (a privacy export)."""
+
+    format: str = Field(default=EXPORT_FORMAT, examples=[EXPORT_FORMAT])
+    exported_at: datetime
+    customer: CustomerRead
+    summary: CustomerSummary
+    orders: list[OrderRead] = Field(description="Every order, the trash included, oldest first.")
+    history: list[ExportedEntry] = Field(
+        description="The audit log's entries about the customer and their orders, oldest "
+        "first: what happened and when (who on the staff did it is left out)."
+    )

@@ -12,16 +12,19 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
 
+from tenure.audit import service as audit_service
+from tenure.audit.models import AuditEntry
+from tenure.audit.recorder import MASK
 from tenure.core.errors import InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
-from tenure.customers import service
+from tenure.customers import privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
 from tenure.deps import SessionDep
@@ -31,6 +34,8 @@ from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import (
     CUSTOMERS_DELETE,
+    CUSTOMERS_ERASE,
+    CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
     CUSTOMERS_WRITE,
     ORDERS_READ,
@@ -69,6 +74,8 @@ _PLAIN_FIELDS = tuple(f for f in FORM_FIELDS if f != "tags" and not f.startswith
 Reader = Annotated[User, page_require(CUSTOMERS_READ)]
 Writer = Annotated[User, page_require(CUSTOMERS_WRITE)]
 Deleter = Annotated[User, page_require(CUSTOMERS_DELETE)]
+Exporter = Annotated[User, page_require(CUSTOMERS_EXPORT)]
+Eraser = Annotated[User, page_require(CUSTOMERS_ERASE)]
 Values = dict[str, str]
 
 
@@ -583,4 +590,156 @@ def customer_page(
         fmt=Formatter(request_locale(request)),
     )
     context["timeline_more"] = len(orders) == ORDERS_PAGE_SIZE
+    context["history"] = history(
+        entries=audit_service.history_for(session, "customer", customer.id, HISTORY_SIZE),
+        users={u.id: u.name for u in security_service.list_users(session=session)},
+        gettext=gettext_for(request),
+    )
     return render(request, "customers/detail.html", context)
+
+
+# ---------------------------------------------------------------- history (audit log)
+
+HISTORY_SIZE = 50
+# Record bookkeeping that the action itself already says.
+_HISTORY_SKIPPED = frozenset({"deleted_at", "erased_at"})
+
+
+@dataclass(frozen=True)
+class HistoryChange:
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """An audit log entry about the customer, as the 360 page shows it."""
+
+    at: datetime
+    action: str
+    text: str
+    actor: str
+    changes: list[HistoryChange]
+
+
+def _action_text(action: str, gettext: Callable[[str], str]) -> str:
+    texts = {
+        "customer.created": gettext("Customer created"),
+        "customer.updated": gettext("Customer changed"),
+        "customer.trashed": gettext("Customer moved to the trash"),
+        "customer.restored": gettext("Customer restored from the trash"),
+        "customer.deleted": gettext("Customer deleted"),
+        "customer.exported": gettext("Personal data exported"),
+        "customer.erased": gettext("Personal data erased"),
+    }
+    return texts.get(action, action)
+
+
+def _shown(field: str, value: Any, users: dict[int, str], gettext: Callable[[str], str]) -> str:
+    """A value of the log as a person reads it; masked values stay masked."""
+    if value is None or value == [] or value == {}:
+        return "—"
+    if value == MASK:
+        return gettext("hidden")
+    if field == "owner_id" and isinstance(value, int):
+        return users.get(value, f"#{value}")
+    if field in ("kind", "lifecycle_stage") and isinstance(value, str):
+        return gettext(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def history(
+    *, entries: Sequence[AuditEntry], users: dict[int, str], gettext: Callable[[str], str]
+) -> list[HistoryEntry]:
+    """Who did what to the customer and when, newest first, from the audit log."""
+    labels = field_labels(gettext) | {"custom": gettext("Custom attributes")}
+    shown: list[HistoryEntry] = []
+    for entry in entries:
+        changes = [
+            HistoryChange(
+                labels.get(name, name),
+                _shown(name, change.get("old"), users, gettext),
+                _shown(name, change.get("new"), users, gettext),
+            )
+            for name, change in entry.changes.items()
+            if name not in _HISTORY_SKIPPED and isinstance(change, dict)
+        ]
+        actor = (
+            users.get(entry.actor_id) if entry.actor_id is not None else None
+        ) or entry.actor_email
+        shown.append(
+            HistoryEntry(
+                at=entry.occurred_at,
+                action=entry.action,
+                text=_action_text(entry.action, gettext),
+                actor=actor or gettext("System"),
+                changes=changes,
+            )
+        )
+    return shown
+
+
+# ---------------------------------------------------------------- privacy: export and erase
+
+
+@router.get("/customers/{customer_id:int}/export")
+def export_customer(session: SessionDep, _user: Exporter, customer_id: CustomerId) -> Response:
+    """Everything held about the customer, downloaded as JSON (recorded in the audit log)."""
+    document = privacy.export(session=session, customer_id=customer_id)
+    return Response(
+        document.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _erasable(session: Session, customer_id: int) -> Customer:
+    """The customer to erase (the trash included), or a 404 page."""
+    return service.get(session=session, customer_id=customer_id, include_trashed=True)
+
+
+def _erase_page(
+    request: Request, customer: Customer, errors: FieldErrors, status_code: int = 200
+) -> Response:
+    context = {"customer": customer, "errors": errors}
+    return render(request, "customers/erase.html", context, status_code=status_code)
+
+
+@router.get("/customers/{customer_id:int}/erase")
+def erase_form(
+    request: Request, session: SessionDep, _user: Eraser, customer_id: CustomerId
+) -> Response:
+    return _erase_page(request, _erasable(session, customer_id), {})
+
+
+def _same_name(typed: str, name: str) -> bool:
+    return " ".join(typed.split()).casefold() == " ".join(name.split()).casefold()
+
+
+@router.post("/customers/{customer_id:int}/erase", dependencies=[Csrf])
+def erase_customer(
+    request: Request,
+    session: SessionDep,
+    _user: Eraser,
+    customer_id: CustomerId,
+    form: FormDep,
+    background: BackgroundTasks,
+) -> Response:
+    customer = _erasable(session, customer_id)
+    if customer.erased_at is None:
+        typed = form.get("confirm_name")
+        if not isinstance(typed, str) or not _same_name(typed, customer.name):
+            _ = gettext_for(request)
+            errors = {"confirm_name": _("Type the customer's name exactly as shown to confirm.")}
+            return _erase_page(request, customer, errors, status_code=422)
+        privacy.erase(session=session, customer_id=customer.id)
+        background.add_task(privacy.settle, session.get_bind())
+    if customer.deleted_at is not None:
+        return RedirectResponse("/customers/trash", status_code=303)
+    return RedirectResponse(f"/customers/{customer.id}", status_code=303)

@@ -286,3 +286,23 @@ def recent(*, session: Session, limit: int = 10) -> list[Order]:
             select(Order).where(Order.deleted_at.is_(None)).order_by(Order.id.desc()).limit(limit)
         )
     )
+
+
+def of_customer(*, session: Session, customer_id: int) -> list[Order]:
+    """Every order of a customer, the trash included, oldest first (a privacy export)."""
+    stmt = (
+        select(Order).where(Order.customer_id == customer_id).order_by(Order.ordered_at, Order.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def clear_notes(*, session: Session, customer_id: int) -> int:
+    """Remove the notes of a customer's orders (a privacy erasure); lines and amounts stay.
+    Returns how many orders had notes."""
+    cleared = 0
+    for order in of_customer(session=session, customer_id=customer_id):
+        if order.notes is not None:
+            order.notes = None
+            cleared += 1
+    session.flush()
+    return cleared

@@ -18,6 +18,8 @@ class Role(StrEnum):
 CUSTOMERS_READ = "customers:read"
 CUSTOMERS_WRITE = "customers:write"
 CUSTOMERS_DELETE = "customers:delete"
+CUSTOMERS_EXPORT = "customers:export"
+CUSTOMERS_ERASE = "customers:erase"
 PRODUCTS_READ = "products:read"
 PRODUCTS_WRITE = "products:write"
 ORDERS_READ = "orders:read"
@@ -29,7 +31,7 @@ AUDIT_READ = "audit:read"
 OPERATIONS_READ = "operations:read"
 
 ALL_PERMISSIONS = frozenset({
-    CUSTOMERS_READ, CUSTOMERS_WRITE, CUSTOMERS_DELETE,
+    CUSTOMERS_READ, CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_EXPORT, CUSTOMERS_ERASE,
     PRODUCTS_READ, PRODUCTS_WRITE,
     ORDERS_READ, ORDERS_WRITE,
     USERS_READ, USERS_WRITE,
@@ -46,6 +48,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     | {
         CUSTOMERS_WRITE,
         CUSTOMERS_DELETE,
+        CUSTOMERS_EXPORT,
         PRODUCTS_WRITE,
         ORDERS_WRITE,
         USERS_READ,

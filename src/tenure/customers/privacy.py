@@ -1,0 +1,196 @@
+"""Privacy rights: everything held about a customer (export), and erasure for good.
+
+An erasure keeps the record and its orders (their amounts are needed for accounting)
+but removes every value that says who the person is: the name becomes a placeholder,
+the contact details, company, notes, custom attributes and tags are cleared, and so are
+their search terms, the notes of their orders and any response kept for an
+Idempotency-Key that held their data. The audit log gets one ``customer.erased`` entry
+naming the fields, never the values; the log never held those values to begin with
+(``tenure.audit.recorder`` masks them), so its hash chain stays intact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, delete
+from sqlalchemy.orm import Session
+
+from tenure.audit import recorder
+from tenure.audit import service as audit_service
+from tenure.core import idempotency
+from tenure.core.errors import NotFound
+from tenure.core.time import utcnow
+from tenure.customers import search
+from tenure.customers.models import Customer, CustomerSearchTerm
+from tenure.customers.schemas import (
+    CustomerExport,
+    CustomerRead,
+    CustomerSummary,
+    ExportedEntry,
+)
+from tenure.orders import service as orders_service
+from tenure.orders.schemas import OrderRead
+
+log = logging.getLogger("tenure")
+
+PLACEHOLDER = "Erased customer #{id}"
+# What an erasure clears, and what each is left as.
+ERASED_FIELDS: dict[str, Any] = {
+    "email": None,
+    "phone": None,
+    "address": None,
+    "company_name": None,
+    "notes": None,
+    "custom": {},
+    "tags": [],
+}
+# Shorter values match too much text to look for inside other text.
+_MIN_SEARCHED = 3
+
+
+def _find(session: Session, customer_id: int) -> Customer:
+    """A customer by id, the trash included; ``NotFound`` when there is none."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"There is no customer {customer_id}.")
+    return customer
+
+
+def export(*, session: Session, customer_id: int) -> CustomerExport:
+    """Everything held about a customer: profile, order figures, orders with their lines,
+    and the audit log's entries about them. The export is recorded in the audit log
+    before it is returned."""
+    customer = _find(session, customer_id)
+    orders = orders_service.of_customer(session=session, customer_id=customer.id)
+    totals = orders_service.customer_totals(session=session, customer_id=customer.id)
+    history = [
+        *audit_service.entries_about(
+            session=session, entity_type="customer", entity_ids=[customer.id]
+        ),
+        *audit_service.entries_about(
+            session=session, entity_type="order", entity_ids=[o.id for o in orders]
+        ),
+    ]
+    document = CustomerExport(
+        exported_at=utcnow(),
+        customer=CustomerRead.model_validate(customer),
+        summary=CustomerSummary.model_validate(totals, from_attributes=True),
+        orders=[OrderRead.model_validate(o) for o in orders],
+        history=[ExportedEntry.model_validate(e) for e in sorted(history, key=lambda e: e.seq)],
+    )
+    audit_service.exported(session=session, entity_type="customer", entity_id=customer.id)
+    return document
+
+
+def erase(*, session: Session, customer_id: int) -> Customer:
+    """Remove a customer's personal data for good; their orders and amounts stay, linked
+    to the anonymous record. Erasing an erased customer changes nothing."""
+    customer = session.get(Customer, customer_id, with_for_update=True)
+    if customer is None:
+        raise NotFound(f"There is no customer {customer_id}.")
+    if customer.erased_at is not None:
+        return customer
+    held = _values(customer)
+    fields = sorted(
+        name for name in ("name", *ERASED_FIELDS) if getattr(customer, name) not in (None, {}, [])
+    )
+    with recorder.unrecorded(session, "customer", customer.id):
+        placeholder = PLACEHOLDER.format(id=customer.id)
+        customer.name = placeholder
+        customer.name_sort = search.normalize(placeholder)
+        for name, empty in ERASED_FIELDS.items():
+            if name == "tags":
+                customer.tag_rows = []
+            else:
+                setattr(customer, name, empty)
+        customer.erased_at = customer.updated_at = utcnow()
+        # Not even the placeholder is indexed: an erased customer is found by id only.
+        session.execute(
+            delete(CustomerSearchTerm).where(CustomerSearchTerm.customer_id == customer.id)
+        )
+    orders = orders_service.of_customer(session=session, customer_id=customer.id)
+    notes = orders_service.clear_notes(session=session, customer_id=customer.id)
+    responses = idempotency.forget(session=session, holds=_holding(customer.id, held))
+    audit_service.erased(
+        session=session,
+        entity_type="customer",
+        entity_id=customer.id,
+        details={
+            "fields": fields,
+            "orders_kept": len(orders),
+            "order_notes_cleared": notes,
+            "kept_responses_erased": responses,
+        },
+    )
+    return customer
+
+
+def settle(bind: Engine | Connection) -> None:
+    """After an erasure has committed, on SQLite: copy the write-ahead log into the
+    database and empty it, so old versions of the erased rows do not linger in the
+    ``-wal`` file (``secure_delete`` has zeroed them in the database). Best effort."""
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        raw = engine.raw_connection()
+        try:
+            # Outside any transaction: the connection does not begin one by itself.
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+    except Exception:  # the erasure is done; the log is emptied at a later checkpoint
+        log.warning("could not checkpoint the write-ahead log after an erasure", exc_info=True)
+
+
+# --- what a kept response may hold ----------------------------------------------------
+
+
+def _values(customer: Customer) -> list[str]:
+    """Every text that identifies the customer, for finding it in kept responses."""
+    texts = [customer.name, customer.email, customer.phone, customer.company_name, customer.notes]
+    texts.extend(_strings(customer.address or {}))
+    texts.extend(_strings(customer.custom or {}))
+    return sorted({t.casefold() for t in texts if t and len(t) >= _MIN_SEARCHED})
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _holding(customer_id: int, values: list[str]) -> Callable[[bytes], bool]:
+    """Whether a kept response body is about the customer or holds one of their values."""
+
+    def about(doc: Any) -> bool:
+        if isinstance(doc, dict):
+            if doc.get("customer_id") == customer_id:
+                return True
+            if doc.get("id") == customer_id and "lifecycle_stage" in doc:
+                return True
+            return any(about(v) for v in doc.values())
+        if isinstance(doc, list):
+            return any(about(v) for v in doc)
+        if isinstance(doc, str):
+            text = doc.casefold()
+            return any(v in text for v in values)
+        return False
+
+    def holds(body: bytes) -> bool:
+        try:
+            return about(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            text = body.decode("utf-8", errors="replace").casefold()
+            return any(v in text for v in values)
+
+    return holds
