@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Engine, MetaData, Select, create_engine, event, make_url
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Dialect,
+    Engine,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -62,12 +72,18 @@ def make_engine(settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = make_url(url).database
-        lock = (
-            WriterLock(Path(f"{database}-lock"))
-            if database and database != ":memory:" and not database.startswith("file:")
-            else None
+        on_disk = (
+            bool(database) and database != ":memory:" and not str(database).startswith("file:")
         )
-        factory = type("TenureSQLiteConnection", (_SQLiteConnection,), {"writer_lock": lock})
+        attributes = (
+            {
+                "writer_lock": WriterLock(Path(f"{database}-lock")),
+                "checkpointer": Checkpointer(Path(str(database))),
+            }
+            if on_disk
+            else {}
+        )
+        factory = type("TenureSQLiteConnection", (_SQLiteConnection,), attributes)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "factory": factory}, pool_size=20
         )
@@ -122,6 +138,25 @@ class WriterLock:
             self._threads.release()
             raise
 
+    def try_acquire(self) -> bool:
+        """Take the write lock if it is free now; never waits."""
+        if self._pid != os.getpid():
+            self.__init__(self.path, self.timeout)  # type: ignore[misc]
+        if not self._threads.acquire(blocking=False):
+            return False
+        try:
+            if fcntl is not None:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
     def _lock_file(self, deadline: float) -> None:
         if fcntl is None:  # pragma: no cover
             return
@@ -145,11 +180,56 @@ class WriterLock:
         self._threads.release()
 
 
+class Checkpointer:
+    """Copies the write-ahead log back into the database file, in the background.
+
+    SQLite does this by default in the commit that fills the log past 1,000 pages, with an
+    fsync, while that writer still holds the write lock: every writer queued behind it
+    waited for the copy too. Here commits only append to the log, and a thread of this
+    process runs a PASSIVE checkpoint (it never waits for, nor blocks, readers or
+    writers) at most every ``interval`` seconds after writes.
+    """
+
+    def __init__(self, database: Path, interval: float = 0.25) -> None:
+        self.database = database
+        self.interval = interval
+        self._guard = threading.Lock()
+        self._running = False
+        self._last = 0.0
+
+    def after_write(self) -> None:
+        now = time.monotonic()
+        with self._guard:
+            if self._running or now - self._last < self.interval:
+                return
+            self._running, self._last = True, now
+        threading.Thread(target=self._checkpoint, name="sqlite-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        try:
+            connection = sqlite3.connect(self.database, timeout=1.0)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except sqlite3.Error:  # the next one will catch up
+            pass
+        finally:
+            with self._guard:
+                self._running = False
+
+
 class _SQLiteConnection(sqlite3.Connection):
     """A SQLite connection that starts its own transactions, writers in turn."""
 
     writer_lock: WriterLock | None = None
+    checkpointer: Checkpointer | None = None
     _writing = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.checkpointer is not None:
+            self.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
 
     def begin(self, *, write: bool) -> None:
         if write and self.writer_lock is not None:
@@ -157,6 +237,23 @@ class _SQLiteConnection(sqlite3.Connection):
             self._writing = True
         try:
             self.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except BaseException:
+            self._release()
+            raise
+
+    def begin_again_as_writer(self, *, locked: bool = False) -> None:
+        """End a transaction that has only read, and begin a writer's in its place.
+
+        ``locked``: the caller took the write lock already (``WriterLock.try_acquire``);
+        this connection releases it when its transaction ends."""
+        if self.in_transaction:
+            super().commit()
+        if not locked:
+            self.begin(write=True)
+            return
+        self._writing = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._release()
             raise
@@ -184,6 +281,8 @@ class _SQLiteConnection(sqlite3.Connection):
         if self._writing and self.writer_lock is not None and (closed or not self.in_transaction):
             self._writing = False
             self.writer_lock.release()
+            if self.checkpointer is not None:
+                self.checkpointer.after_write()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -209,6 +308,26 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={WRITE_OPTION: True})
 
 
+def become_writer(session: Session, *, locked: bool = False) -> None:
+    """Turn the session's transaction, which has only read so far, into a writer's.
+
+    SQLite ends the read and begins again with BEGIN IMMEDIATE on the same connection
+    (waiting its turn for the write lock unless ``locked``: the caller holds it, see
+    ``writer_lock``); the session keeps its state. Elsewhere a transaction can write as
+    it is."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if isinstance(dbapi_connection, _SQLiteConnection):
+        dbapi_connection.begin_again_as_writer(locked=locked)
+
+
+def writer_lock(session: Session) -> WriterLock | None:
+    """The lock SQLite writers of this session's database queue on (None elsewhere)."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if isinstance(dbapi_connection, _SQLiteConnection):
+        return dbapi_connection.writer_lock
+    return None
+
+
 class Prepared:
     """A Core SELECT compiled once per dialect and run straight on the DBAPI cursor.
 
@@ -224,9 +343,9 @@ class Prepared:
         self.keys = tuple(c.key for c in statement.selected_columns)
         self._plans: dict[str, _Plan] = {}
 
-    def all(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
-        """Every row, with ``params`` bound by name."""
-        conn = session.connection()
+    def all(self, on: Session | Connection, **params: Any) -> list[tuple[Any, ...]]:
+        """Every row, with ``params`` bound by name, in the transaction of ``on``."""
+        conn = on.connection() if isinstance(on, Session) else on
         plan = self._plans.get(conn.dialect.name) or self._plan(conn.dialect)
         values = plan.parameters(params)
         cursor = conn.connection.cursor()
@@ -244,9 +363,9 @@ class Prepared:
             cursor.close()
         return [plan.convert(row) for row in raw]
 
-    def first(self, session: Session, **params: Any) -> tuple[Any, ...] | None:
+    def first(self, on: Session | Connection, **params: Any) -> tuple[Any, ...] | None:
         """The first row, or None."""
-        rows = self.all(session, **params)
+        rows = self.all(on, **params)
         return rows[0] if rows else None
 
     def _plan(self, dialect: Dialect) -> _Plan:

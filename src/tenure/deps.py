@@ -6,15 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
-from sqlalchemy.orm import Session
+from fastapi import BackgroundTasks, Depends, Header, Query, Request
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from tenure.audit.deps import request_audit
 from tenure.config import Settings
 from tenure.core.errors import PermissionDenied, Unauthenticated
 from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from tenure.core.routing import INLINE, run_db
+from tenure.core.routing import INLINE, WRITER, PlacedRoute, run_db
+from tenure.db import unit_of_work
 from tenure.security import service as security_service
 from tenure.security.permissions import has_permission
 from tenure.security.service import Principal
@@ -25,12 +26,19 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One unit of work per request: committed before the response is sent.
 
-    A writer's transaction starts as one (SQLite: BEGIN IMMEDIATE) at its first query.
-    Reads on SQLite run on the event loop; see :mod:`tenure.core.routing`."""
+    A writer's transaction starts as one (SQLite: BEGIN IMMEDIATE): at its first query, or
+    on a placed route when its handler runs. Reads on SQLite run on the event loop; see
+    :mod:`tenure.core.routing`."""
     state = request.app.state
     write = request.method not in READ_METHODS
-    session: Session = state.sessions(bind=state.write_engine) if write else state.sessions()
-    session.info[INLINE] = not write and state.inline_reads
+    # A writer on a placed route starts its write transaction when its handler runs.
+    placed = isinstance(request.scope.get("route"), PlacedRoute)
+    if write and not placed:
+        session: Session = state.sessions(bind=state.write_engine)
+    else:
+        session = state.sessions()
+    session.info[INLINE] = state.inline_reads and (placed or not write)
+    session.info[WRITER] = write and placed
     session.begin()
     try:
         with request_audit(session, request):
@@ -63,7 +71,9 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(
+    request: Request, session: SessionDep, background: BackgroundTasks
+) -> Principal:
     """The caller, from ``Authorization: Bearer <token or API key>``; 401 when missing."""
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
@@ -75,7 +85,15 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         session, security_service.authenticate, session=session, credential=credential.strip()
     )
     request.state.user_id = principal.user_id
+    if principal.key_use_due and principal.api_key_id is not None:
+        # Once the answer is out, in a transaction of its own: a read stays a read.
+        background.add_task(_record_key_use, request.app.state.sessions, principal.api_key_id)
     return principal
+
+
+def _record_key_use(sessions: sessionmaker[Session], key_id: int) -> None:
+    with unit_of_work(sessions) as session:
+        security_service.record_key_use(session=session, key_id=key_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 
 from tenure.audit.models import AuditEntry
 from tenure.core.time import as_utc, utcnow
+from tenure.db import Prepared
 from tenure.security.models import User
 
 GENESIS = "0" * 64
@@ -42,6 +43,13 @@ HASHED_FIELDS = (
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"tenure.audit_entry").digest()[:8], "big", signed=True)
 
 table = AuditEntry.metadata.tables[AuditEntry.__tablename__]
+# Run on every write: built once, so a call only binds its values.
+_HEAD = Prepared(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1))
+_USERS = User.__table__
+_EMAILS = select(_USERS.c.id, _USERS.c.email).where(
+    _USERS.c.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT = insert(table)
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,7 @@ def append(conn: Connection, events: Sequence[Event]) -> None:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-    head = conn.execute(
-        select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
-    ).first()
+    head = _HEAD.first(conn)
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
     emails = _emails(conn, {e.actor_id for e in events if e.actor_id and not e.actor_email})
     now = utcnow()
@@ -113,15 +119,14 @@ def append(conn: Connection, events: Sequence[Event]) -> None:
         }
         row["hash"] = prev_hash = entry_hash(row)
         rows.append(row)
-    conn.execute(insert(table), rows)
+    conn.execute(_INSERT, rows)
 
 
 def _emails(conn: Connection, user_ids: set[int | None]) -> dict[int, str]:
     ids = {i for i in user_ids if i is not None}
     if not ids:
         return {}
-    users = User.__table__
-    found = conn.execute(select(users.c.id, users.c.email).where(users.c.id.in_(ids)))
+    found = conn.execute(_EMAILS, {"ids": sorted(ids)})
     return {row[0]: row[1] for row in found}
 
 

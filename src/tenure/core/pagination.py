@@ -184,9 +184,10 @@ def keyset_page(
     return Slice(rows[:limit], next_cursor(rows, sort=sort, limit=limit), total)
 
 
-def to_page(result: Slice[Any], item: Any) -> Page[Any]:
-    """The API shape of a service's ``Slice``: ``item`` converts each record."""
-    return Page(
+def to_page(result: Slice[Any], item: Any, page: type[Page[Any]] = Page) -> Page[Any]:
+    """The API shape of a service's ``Slice``: ``item`` converts each record; ``page`` is
+    the (parametrized) page model to build, e.g. ``Page[CustomerRead]``."""
+    return page(
         items=[item(r) for r in result.items],
         next_cursor=result.next_cursor,
         total=result.total[0] if result.total else None,

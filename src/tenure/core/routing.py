@@ -8,14 +8,24 @@ no lock. So the session of such a request is marked *inline*, and its handler an
 database work run on the event loop. Writers (which queue for SQLite's write lock) and
 everything on PostgreSQL (a network round trip per query) keep the thread pool.
 
+Writers on these routes hold the write lock only while their handler runs: what they
+read before it (the credentials) does not need it, and the handler runs in one write
+transaction, committed at once. On SQLite the writer waits for its turn without blocking
+the event loop, then runs there in one go: in a worker thread it would compete for the
+GIL with the event loop while holding the lock, and every writer in the queue would wait
+for that too.
+
 Handlers stay plain ``def`` functions over a ``Session``; routers made here decide per
 request where they run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,7 +34,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from tenure.db import WriterLock, become_writer, writer_lock
+
 INLINE = "tenure.inline"
+WRITER = "tenure.writer"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -54,11 +67,56 @@ def placed(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def handler(*args: Any, **kwargs: Any) -> Any:
         session = kwargs.get("session")
-        if isinstance(session, Session) and is_inline(session):
+        if not isinstance(session, Session):
+            return await run_in_threadpool(endpoint, *args, **kwargs)
+        if session.info.get(WRITER, False):
+            if is_inline(session):
+                return await _write_inline(session, endpoint, args, kwargs)
+            return await run_in_threadpool(_write, session, endpoint, args, kwargs)
+        if is_inline(session):
             return endpoint(*args, **kwargs)
         return await run_in_threadpool(endpoint, *args, **kwargs)
 
     return handler
+
+
+async def _write_inline(
+    session: Session, endpoint: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``_write`` on the event loop, once this writer's turn for the lock has come."""
+    lock = writer_lock(session)
+    if lock is None:  # pragma: no cover - an in-memory database: nobody to queue behind
+        return _write(session, endpoint, args, kwargs)
+    await _turn(lock)
+    try:
+        become_writer(session, locked=True)
+    except BaseException:
+        lock.release()
+        raise
+    result = endpoint(*args, **kwargs)
+    session.commit()
+    return result
+
+
+async def _turn(lock: WriterLock) -> None:
+    """Wait, without blocking the event loop, until ``lock`` is taken for this writer."""
+    deadline = time.monotonic() + lock.timeout
+    pause = 0.0002
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError("database is locked")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.001)
+
+
+def _write(
+    session: Session, endpoint: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run a writer's handler in one write transaction, committed before it returns."""
+    become_writer(session)  # what was read so far (the credentials) did not need the lock
+    result = endpoint(*args, **kwargs)
+    session.commit()
+    return result
 
 
 class PlacedRoute(APIRoute):

@@ -71,7 +71,7 @@ def list_customers(
     source: str | None = None,
     email: str | None = None,
     trashed: Annotated[bool, Query(description="List the trash instead.")] = False,
-) -> Page[CustomerRead]:
+) -> Response:
     """List, filter and search customers. With ``q`` and no ``sort``, best prefix matches first."""
     filters = service.CustomerFilter(
         q=q,
@@ -83,20 +83,25 @@ def list_customers(
         email=email,
         trashed=trashed,
     )
-    sort = (
-        parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT)
-        if params.sort or q is None
-        else None
-    )
+    if q is not None and params.sort is None:
+        # A search without a chosen order: best matches first, read without ORM objects.
+        found = service.find(
+            session=session,
+            filters=filters,
+            cursor=params.cursor,
+            limit=params.limit,
+            count_cap=settings.count_cap if params.count else None,
+        )
+        return model_response(to_page(found, lambda item: item, Page[CustomerRead]))
     result = service.list_customers(
         session=session,
         filters=filters,
-        sort=sort,
+        sort=parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT),
         cursor=params.cursor,
         limit=params.limit,
         count_cap=settings.count_cap if params.count else None,
     )
-    return to_page(result, CustomerRead.model_validate)
+    return model_response(to_page(result, CustomerRead.model_validate, Page[CustomerRead]))
 
 
 @router.post("", response_model=CustomerDetail, status_code=status.HTTP_201_CREATED)

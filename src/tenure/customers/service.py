@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, delete, exists, func, select, tuple_
+from pydantic import TypeAdapter
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from tenure.core.errors import BadCursor, InvalidInput, NotFound, field_error
@@ -59,6 +70,7 @@ def get(*, session: Session, customer_id: int, include_trashed: bool = False) ->
 
 
 _CUSTOMER = Customer.__table__
+_CUSTOMER_KEYS = tuple(c.key for c in _CUSTOMER.c)
 _TAG = CustomerTag.__table__
 # Read on nearly every request: compiled once and run straight on the connection.
 _READ_ROW = Prepared(
@@ -85,13 +97,16 @@ def read(*, session: Session, customer_id: int) -> CustomerRead:
     )
 
 
+_ACTIVE = Prepared(
+    select(_CUSTOMER.c.id).where(
+        _CUSTOMER.c.id == bindparam("customer_id"), _CUSTOMER.c.deleted_at.is_(None)
+    )
+)
+
+
 def exists_active(*, session: Session, customer_id: int) -> bool:
     """Whether a customer exists and is not in the trash."""
-    return bool(
-        session.scalar(
-            select(exists().where(Customer.id == customer_id, Customer.deleted_at.is_(None)))
-        )
-    )
+    return _ACTIVE.first(session, customer_id=customer_id) is not None
 
 
 def _check_owner(session: Session, owner_id: int | None) -> None:
@@ -251,63 +266,144 @@ def list_customers(
     )
 
 
+_TERM = CustomerSearchTerm.__table__
+_EARLIER = _TERM.alias("earlier")
+
+
+def _search_statement(
+    filters: CustomerFilter,
+    *,
+    lo: str | None = None,
+    hi: str | None = None,
+    after: tuple[str | None, int | None] | None = None,
+) -> AnySelect:
+    """The (term, customer id) rows of the customers with a term in [lo, hi), after
+    ``after`` (a term and a customer id) when given, in term order.
+
+    A customer matching by several words is listed once, at the first of their terms that
+    matches; so every row is another customer and a page is never short. Values left
+    None are bound when the statement runs ("lo", "hi", "after_term", "after_id")."""
+    term_type = _TERM.c.term.type
+    low, high = bindparam("lo", lo, type_=term_type), bindparam("hi", hi, type_=term_type)
+    stmt = _filtered(
+        select(_TERM.c.term, _TERM.c.customer_id)
+        .join(_CUSTOMER, _CUSTOMER.c.id == _TERM.c.customer_id)
+        .where(_TERM.c.term >= low, _TERM.c.term < high)
+        .where(
+            ~exists().where(
+                _EARLIER.c.customer_id == _TERM.c.customer_id,
+                _EARLIER.c.term >= low,
+                _EARLIER.c.term < _TERM.c.term,
+            )
+        ),
+        filters,
+    )
+    if after is not None:
+        bound = tuple_(
+            bindparam("after_term", after[0], type_=term_type),
+            bindparam("after_id", after[1], type_=BigInteger()),
+        )
+        stmt = stmt.where(tuple_(_TERM.c.term, _TERM.c.customer_id) > bound)
+    return stmt.order_by(_TERM.c.term, _TERM.c.customer_id)
+
+
+def _search_after(cursor: str | None) -> tuple[str | None, int | None] | None:
+    if not cursor:
+        return None
+    values = decode_cursor(cursor)
+    if (
+        len(values) != 3
+        or values[0] != "q"
+        or not isinstance(values[1], str)
+        or not isinstance(values[2], int)
+    ):
+        raise BadCursor("The cursor does not belong to this search. Start again without it.")
+    return values[1], values[2]
+
+
+def _search_query(
+    filters: CustomerFilter, cursor: str | None, count_cap: int | None, session: Session
+) -> tuple[AnySelect, tuple[int, bool] | None]:
+    """The statement of a search page (without its limit) and the capped total if asked."""
+    assert filters.q is not None
+    lo, hi = _term_range(filters.q)
+    total = None
+    if count_cap:
+        every = _search_statement(filters, lo=lo, hi=hi, after=None)
+        total = capped_count(session, every.with_only_columns(_TERM.c.customer_id), count_cap)
+    return _search_statement(filters, lo=lo, hi=hi, after=_search_after(cursor)), total
+
+
+def _search_cursor(rows: Sequence[Any], limit: int) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(["q", last[0], last[1]])
+
+
 def _search_page(
     session: Session, filters: CustomerFilter, cursor: str | None, limit: int, count_cap: int | None
 ) -> Slice[Customer]:
+    stmt, total = _search_query(filters, cursor, count_cap, session)
+    rows = session.connection().execute(stmt.limit(limit + 1)).all()
+    ids = [customer_id for _term, customer_id in rows[:limit]]
+    found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+    items = [found[i] for i in ids if i in found]
+    return Slice(items, _search_cursor(rows, limit), total)
+
+
+def _plain_search(*, paged: bool) -> Prepared:
+    stmt = _search_statement(CustomerFilter(), after=(None, None) if paged else None)
+    return Prepared(stmt.add_columns(*_CUSTOMER.c).limit(bindparam("limit", type_=Integer())))
+
+
+# The search people type into the box (a prefix, no filter): compiled once, both pages.
+_FIND_FIRST = _plain_search(paged=False)
+_FIND_AFTER = _plain_search(paged=True)
+_TAGS_OF = (
+    select(_TAG.c.customer_id, _TAG.c.tag)
+    .where(_TAG.c.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_TAG.c.customer_id, _TAG.c.tag)
+)
+_READS = TypeAdapter(list[CustomerRead])
+
+
+def find(
+    *,
+    session: Session,
+    filters: CustomerFilter,
+    cursor: str | None,
+    limit: int,
+    count_cap: int | None = None,
+) -> Slice[CustomerRead]:
+    """Customers whose name, email or company has a word starting with ``filters.q``, best
+    matches (in term order) first, as the API shows them; each customer once."""
     assert filters.q is not None
-    lo, hi = _term_range(filters.q)
-    stmt = _filtered(
-        select(CustomerSearchTerm.term, CustomerSearchTerm.customer_id)
-        .join(Customer, Customer.id == CustomerSearchTerm.customer_id)
-        .where(CustomerSearchTerm.term >= lo, CustomerSearchTerm.term < hi),
-        filters,
-    )
-    total = None
-    if count_cap:
-        total = capped_count(
-            session, stmt.with_only_columns(CustomerSearchTerm.customer_id).distinct(), count_cap
-        )
-    if cursor:
-        values = decode_cursor(cursor)
-        if (
-            len(values) != 3
-            or values[0] != "q"
-            or not isinstance(values[1], str)
-            or not isinstance(values[2], int)
-        ):
-            raise BadCursor("The cursor does not belong to this search. Start again without it.")
-        after = tuple_(
-            bindparam(None, values[1], type_=CustomerSearchTerm.term.type),
-            bindparam(None, values[2], type_=BigInteger()),
-        )
-        stmt = stmt.where(tuple_(CustomerSearchTerm.term, CustomerSearchTerm.customer_id) > after)
-    rows = session.execute(
-        stmt.order_by(CustomerSearchTerm.term, CustomerSearchTerm.customer_id).limit(limit + 1)
-    ).all()
+    if filters == CustomerFilter(q=filters.q) and not count_cap:
+        lo, hi = _term_range(filters.q)
+        after = _search_after(cursor)
+        params: dict[str, Any] = {"lo": lo, "hi": hi, "limit": limit + 1}
+        if after is None:
+            rows: Sequence[Any] = _FIND_FIRST.all(session, **params)
+        else:
+            rows = _FIND_AFTER.all(session, after_term=after[0], after_id=after[1], **params)
+        total = None
+    else:
+        stmt, total = _search_query(filters, cursor, count_cap, session)
+        statement = stmt.add_columns(*_CUSTOMER.c).limit(limit + 1)
+        rows = session.connection().execute(statement).all()
     page = rows[:limit]
-    customers = {
-        c.id: c
-        for c in session.scalars(select(Customer).where(Customer.id.in_([r[1] for r in page])))
-    }
-    items: list[Customer] = []
-    for term, customer_id in page:
-        customer = customers.get(customer_id)
-        # A customer matching by several terms is listed once, at its first matching term.
-        if customer is not None and _first_match(customer, lo) == term:
-            items.append(customer)
-    more = len(rows) > limit
-    return Slice(items, encode_cursor(["q", page[-1][0], page[-1][1]]) if more else None, total)
-
-
-def _first_match(customer: Customer, prefix: str) -> str | None:
-    matching = [
-        t
-        for t in search.terms(
-            name=customer.name, email=customer.email, company_name=customer.company_name
-        )
-        if t.startswith(prefix)
-    ]
-    return min(matching) if matching else None
+    tags: dict[int, list[str]] = {}
+    if page:
+        ids = [row[1] for row in page]
+        for customer_id, tag in session.connection().execute(_TAGS_OF, {"ids": ids}):
+            tags.setdefault(customer_id, []).append(tag)
+    values = []
+    for row in page:
+        value = dict(zip(_CUSTOMER_KEYS, row[2:], strict=True))
+        value["tags"] = tags.get(value["id"], [])
+        values.append(value)
+    return Slice(_READS.validate_python(values), _search_cursor(rows, limit), total)
 
 
 def count_active(*, session: Session) -> int:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
@@ -21,6 +21,7 @@ from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate, UserUpdate
 
 TOKEN_PREFIX = "tnt_"
+KEY_USE_PRECISION = timedelta(minutes=5)
 API_KEY_PREFIX = "tnk_"
 
 
@@ -41,6 +42,8 @@ class Principal:
     token_id: int | None = None
     api_key_id: int | None = None
     loaded_user: User | None = field(default=None, repr=False, compare=False)
+    # The API key's last use is older than a few minutes: note this one (record_key_use).
+    key_use_due: bool = False
 
     @property
     def user(self) -> User:
@@ -251,14 +254,22 @@ def authenticate(*, session: Session, credential: str) -> Principal:
         if found is None:
             raise Unauthenticated("The API key is unknown or revoked.")
         key, user = found
-        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
-            key.last_used_at = now  # written at most every few minutes, not on every call
-        return Principal(user.id, user.role, session, api_key_id=key.id, loaded_user=user)
+        # Noted at most every few minutes, not on every call, and not here: a read stays a
+        # read (the caller notes it afterwards with record_key_use).
+        due = key.last_used_at is None or now - key.last_used_at > KEY_USE_PRECISION
+        return Principal(
+            user.id, user.role, session, api_key_id=key.id, loaded_user=user, key_use_due=due
+        )
     row = _TOKEN_LOOKUP.first(session, digest=digest)
     if row is None or row[1] <= now:
         raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
     token_id, _expires_at, user_id, role = row
     return Principal(user_id, role, session, token_id=token_id)
+
+
+def record_key_use(*, session: Session, key_id: int) -> None:
+    """Note that an API key was used just now."""
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
 
 
 def create_api_key(*, session: Session, user: User, name: str) -> tuple[ApiKey, str]:
