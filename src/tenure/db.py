@@ -103,10 +103,15 @@ def _sqlite_no_autobegin(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     write = bool(conn.get_execution_options().get(WRITE_OPTION, False))
     dbapi_connection = conn.connection.dbapi_connection
-    if isinstance(dbapi_connection, _SQLiteConnection):
-        dbapi_connection.begin(write=write)
-    else:  # pragma: no cover - a connection made outside make_engine
+    if not isinstance(dbapi_connection, _SQLiteConnection):  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        return
+    try:
+        dbapi_connection.begin(write=write)
+    except sqlite3.Error as exc:
+        # As SQLAlchemy reports a failed statement: "database is locked" after the wait.
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 class WriterLock:
@@ -245,14 +250,15 @@ class _SQLiteConnection(sqlite3.Connection):
         """End a transaction that has only read, and begin a writer's in its place.
 
         ``locked``: the caller took the write lock already (``WriterLock.try_acquire``);
-        this connection releases it when its transaction ends."""
-        if self.in_transaction:
-            super().commit()
-        if not locked:
-            self.begin(write=True)
-            return
-        self._writing = True
+        this connection releases it when its transaction ends, or at once if this fails."""
+        if locked:
+            self._writing = True  # from here on this connection lets the lock go
         try:
+            if self.in_transaction:
+                super().commit()
+            if not locked:
+                self.begin(write=True)
+                return
             self.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._release()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Header, Query, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +21,8 @@ from tenure.db import unit_of_work
 from tenure.security import service as security_service
 from tenure.security.permissions import has_permission
 from tenure.security.service import Principal
+
+log = logging.getLogger("tenure")
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -92,8 +96,13 @@ async def get_principal(
 
 
 def _record_key_use(sessions: sessionmaker[Session], key_id: int) -> None:
-    with unit_of_work(sessions) as session:
-        security_service.record_key_use(session=session, key_id=key_id)
+    """Best effort: it runs after the answer has started, so it must not raise. A busy or
+    full database only delays the note to the key's next use."""
+    try:
+        with unit_of_work(sessions) as session:
+            security_service.record_key_use(session=session, key_id=key_id)
+    except DBAPIError as exc:
+        log.warning("API key %s: last use not noted: %s", key_id, exc.orig)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -88,11 +88,7 @@ async def _write_inline(
     if lock is None:  # pragma: no cover - an in-memory database: nobody to queue behind
         return _write(session, endpoint, args, kwargs)
     await _turn(lock)
-    try:
-        become_writer(session, locked=True)
-    except BaseException:
-        lock.release()
-        raise
+    become_writer(session, locked=True)  # on failure the connection has let the lock go
     result = endpoint(*args, **kwargs)
     session.commit()
     return result
