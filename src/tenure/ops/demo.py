@@ -537,7 +537,7 @@ PRODUCT_COLUMNS = ("id", "sku", "name", "category", "description", "unit_price",
                    "active", "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
 CUSTOMER_COLUMNS = ("id", "kind", "name", "name_sort", "email", "phone", "address",
                     "company_name", "lifecycle_stage", "owner_id", "source", "notes", "custom",
-                    "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
+                    "created_at", "updated_at", "version", "deleted_at", "erased_at")  # fmt: skip
 ORDER_COLUMNS = ("id", "customer_id", "status", "ordered_at", "currency", "total", "notes",
                  "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
 LINE_COLUMNS = ("id", "order_id", "product_id", "quantity", "unit_price", "line_total")
@@ -784,7 +784,7 @@ class World:
             rng.choice(self.owners),
             SOURCES[bisect(self.source_weights, rng.random() * self.source_weights[-1])][0],
             rng.choice(NOTES) if rng.random() < 0.05 else None, self._to_db_json(custom),
-            created_db, created_db if updated == created else self.db_time(updated), 1, None,
+            created_db, created_db if updated == created else self.db_time(updated), 1, None, None,
         ))  # fmt: skip
         out.tags.extend((cid, tag) for tag in tags)
         out.terms.extend(
