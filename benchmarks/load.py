@@ -25,6 +25,7 @@ benchmark (``benchmarks/api.py``, ``benchmarks/web.py``) is running (``--no-wait
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.request
@@ -101,6 +103,23 @@ def wait_for_quiet(enabled: bool) -> list[int]:
         time.sleep(60)
 
 
+def wait_for_idle_cpu(limit: float, max_wait: float) -> float:
+    """Wait, up to ``max_wait`` seconds, until the machine uses less than ``limit`` cores
+    (measured over 5 s while this run's server is idle: other people's work); the seconds
+    waited."""
+    started = time.monotonic()
+    while True:
+        busy0, total0 = _machine_busy_ticks()
+        time.sleep(5)
+        busy1, total1 = _machine_busy_ticks()
+        cores = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+        waited = time.monotonic() - started
+        if cores < limit or waited >= max_wait:
+            return round(waited)
+        console.print(f"  The machine is busy ({cores:.2f} cores in use); waiting.")
+        time.sleep(10)
+
+
 # --- Databases ----------------------------------------------------------------------
 
 
@@ -113,9 +132,14 @@ class Target:
     url: str | None = None
     pg_dir: Path | None = None  # a server's directory, for its processes' CPU
     owned_server: bool = False  # started by this run: made durable here, stopped after
+    code: Path | None = None  # Tenure's source to run (an exported commit) instead of src/
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
+        if self.code is not None:  # ahead of the editable install's path
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(self.code), env.get("PYTHONPATH")])
+            )
         env |= {
             "TENURE_DATA_DIR": str(self.directory),
             "TENURE_ADMIN_EMAIL": ADMIN,
@@ -486,6 +510,8 @@ class Plan:
     pace: float
     ladder: list[int]
     refine: int
+    busy_limit: float = 0.5
+    busy_wait: float = 300
 
 
 def run_locust(
@@ -624,17 +650,25 @@ def measure(target: Target, plan: Plan, workers: int, customers: int, wait: bool
         def step(users: int) -> bool:
             for attempt in range(1, STEP_ATTEMPTS + 1):
                 disturbed = wait_for_quiet(wait)
+                waited = wait_for_idle_cpu(plan.busy_limit, plan.busy_wait) if wait else 0
                 begun, offset = time.time(), server.log.stat().st_size
                 raw = run_locust(server, spec, users, plan.duration, out_dir, f"{users}")
                 disturbed += sampler.others_since(begun)
-                if not disturbed or not wait or attempt == STEP_ATTEMPTS:
+                used = sampler.window(*raw["window"])
+                used |= server_side(server.log, offset, *raw["window"])
+                result = summarise(users, plan.pace, raw, used)
+                busy = result.get("other_cores", 0) >= plan.busy_limit
+                if not (disturbed or busy) or not wait or attempt == STEP_ATTEMPTS:
                     break
-                console.print(f"  Another benchmark ran during the step (pids {disturbed}): again.")
+                why = (
+                    f"another benchmark ran (pids {disturbed})"
+                    if disturbed
+                    else (f"other work used {result['other_cores']} cores")
+                )
+                console.print(f"  {users} users: {why} during the step; measuring it again.")
             others.extend(p for p in disturbed if p not in others)
-            used = sampler.window(*raw["window"])
-            used |= server_side(server.log, offset, *raw["window"])
-            result = summarise(users, plan.pace, raw, used)
             result["other_benchmarks"] = sorted(set(disturbed))
+            result["attempts"], result["waited_for_idle_s"] = attempt, waited
             steps.append(result)
             _print_step(target.kind, result)
             return bool(result["holds"])
@@ -754,15 +788,46 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _git() -> dict[str, Any]:
-    def run(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.strip()
+def _git_out(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
+
+def _git(exported: str | None) -> dict[str, Any]:
+    if exported:
+        return {"commit": exported, "uncommitted_files": 0, "run_from": "an export of the commit"}
     return {
-        "commit": run("rev-parse", "HEAD"),
-        "uncommitted_files": len(run("status", "--porcelain").splitlines()),
+        "commit": _git_out("rev-parse", "HEAD"),
+        "uncommitted_files": len(_git_out("status", "--porcelain").splitlines()),
+        "run_from": "the working tree",
     }
+
+
+def export_code(rev: str) -> tuple[Path, str]:
+    """Tenure's source at ``rev``, exported under benchmarks/work/: its src and commit."""
+    sha = _git_out("rev-parse", "--verify", f"{rev}^{{commit}}")
+    dest = WORK / f"code-{sha[:12]}"
+    if not (dest / "src" / "tenure").is_dir():
+        partial = WORK / f"code-{sha[:12]}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha, "src"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(partial, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        partial.rename(dest)
+    return dest / "src", sha
+
+
+def _code_line(code: dict[str, Any]) -> str:
+    if code.get("run_from") == "an export of the commit":
+        return f"commit {code['commit'][:10]}, run from an export of it"
+    return f"{code['commit'][:10]} + {code['uncommitted_files']} uncommitted files (working tree)"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -780,14 +845,16 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores (shared with the client and anything else "
         f"running), {m['memory_mib']:,} MiB, Python {m['python']}; load average at start "
-        f"{m['loadavg_at_start']}. Code: {report['code']['commit'][:10]} "
-        f"+ {report['code']['uncommitted_files']} uncommitted files.",
+        f"{m['loadavg_at_start']}. Code: {_code_line(report['code'])}.",
         "",
         "Percentiles are over every request of the measured window. Server cores: CPU of "
         "`tenure serve` (its workers and supervisor); db cores: the PostgreSQL server's "
         "processes; client CPU: the Locust process, as a share of one core; other cores: "
         "everything else on the machine meanwhile; worker RSS: the highest sampled in the step. "
-        "A step holds with p95 <= 50 ms and no error; 412s retried are not errors.",
+        "A step holds with p95 <= 50 ms and no error; 412s retried are not errors. Before "
+        f"each step the run waits (up to {p['busy_wait_s']:g} s) until other work uses less "
+        f"than {p['busy_limit_cores']:g} cores, and measures a step again (up to "
+        f"{STEP_ATTEMPTS} times) when another benchmark ran or other work used more during it.",
     ]
     for run in report["runs"]:
         d = run["dataset"]
@@ -904,7 +971,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--fresh", action="store_true", help="reload the data even if present")
     parser.add_argument("--no-wait", action="store_true", help="run beside other benchmarks")
+    parser.add_argument(
+        "--busy-limit",
+        type=float,
+        default=0.5,
+        help="cores other work may use: before a step, wait until less is in use (at most "
+        "--busy-wait s), and measure a step again when more was used during it",
+    )
+    parser.add_argument("--busy-wait", type=float, default=300, help="seconds, per step")
     parser.add_argument("--name", help="results file name (default: load, load-small, ...)")
+    parser.add_argument(
+        "--code",
+        metavar="REV",
+        help="serve Tenure as committed at REV (e.g. HEAD), exported under benchmarks/work/, "
+        "instead of the working tree",
+    )
     args = parser.parse_args()
     customers = args.customers or (SMALL_CUSTOMERS if args.small else FULL_CUSTOMERS)
     name = args.name or (
@@ -921,18 +1002,21 @@ def main() -> None:
         pace=args.pace,
         ladder=[int(u) for u in args.users.split(",")],
         refine=args.refine,
+        busy_limit=args.busy_limit,
+        busy_wait=args.busy_wait,
     )
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     # Stopped with SIGTERM: still stop the server and a throwaway PostgreSQL (finally blocks).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wait = not args.no_wait
     started_machine = machine()
+    code, exported = export_code(args.code) if args.code else (None, None)
     runs: list[dict[str, Any]] = []
     owned_pg: Path | None = None
     try:
         for kind in kinds:
             wait_for_quiet(wait)
-            target = Target(kind, WORK / f"load-{kind}-{customers}")
+            target = Target(kind, WORK / f"load-{kind}-{customers}", code=code)
             server_url = None
             if kind == "postgresql":
                 server_url = args.pg_url
@@ -965,9 +1049,11 @@ def main() -> None:
             "warmup": plan.warmup,
             "ladder": plan.ladder,
             "refine": plan.refine,
+            "busy_limit_cores": plan.busy_limit,
+            "busy_wait_s": plan.busy_wait,
         },
         "machine": started_machine | {"loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
-        "code": _git(),
+        "code": _git(exported),
         "runs": runs,
     }
     json_path, md_path = write_results(name, report)
