@@ -6,7 +6,7 @@ from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
 from tenure.observability.models import MetricsSample
-from tenure.orders.models import Order, OrderLine
+from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, User
 
 metadata = Base.metadata
@@ -24,6 +24,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "Product",
+    "RevenueDay",
     "User",
     "metadata",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenure.core.records import Record, Trashable
@@ -22,6 +22,14 @@ class Customer(Record, Trashable, Base):
         Index("ix_customer_name_sort_id", "name_sort", "id"),
         Index("ix_customer_lifecycle_stage_id", "lifecycle_stage", "id"),
         Index("ix_customer_owner_id_id", "owner_id", "id"),
+        # The trash is small: listed newest first, and counted, from this index alone.
+        Index(
+            "ix_customer_trashed_updated_at_id",
+            "updated_at",
+            "id",
+            sqlite_where=text("deleted_at IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NOT NULL"),
+        ),
     )
 
     kind: Mapped[str] = mapped_column(String(10))

@@ -30,6 +30,7 @@ from tenure.core.time import as_utc
 from tenure.customers import search
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import WRITE_OPTION, make_sessionmaker, unit_of_work
+from tenure.orders import service as orders_service
 from tenure.orders.models import Order, OrderLine
 from tenure.security import service as security_service
 from tenure.security.models import User
@@ -434,6 +435,9 @@ def load(
                     size = min(BLOCK, customers - first)
                     _load_block(sink, world, size, lines_per_customer, stats, report,
                                 customers, expected_orders)  # fmt: skip
+            with conn.begin():
+                sink.lock()
+                orders_service.rebuild_revenue(connection=conn)
         sink.tidy()
     return DemoStats(
         customers=stats.customers,

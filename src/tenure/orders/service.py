@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy import (
+    Connection,
+    Date,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound, field_error
 from tenure.core.money import quantize
 from tenure.core.pagination import Slice, Sort, SortField, keyset_page
-from tenure.core.time import utcnow
+from tenure.core.time import as_utc, utcnow
 from tenure.customers import service as customers_service
 from tenure.db import Prepared
-from tenure.orders.models import Order, OrderLine
+from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.orders.schemas import (
     INITIAL,
     PURCHASED,
@@ -137,6 +150,7 @@ def create(*, session: Session, data: OrderCreate) -> Order:
     )
     session.add(order)
     session.flush()
+    _count_purchase(session, None, _purchase(order))
     return order
 
 
@@ -153,6 +167,7 @@ def update(*, session: Session, order: Order, data: OrderUpdate) -> Order:
             raise IllegalTransition(
                 f"An order that is {current} cannot become {data.status}; allowed: {allowed}."
             )
+    before = _purchase(order)
     if data.lines is not None:
         if order.status != OrderStatus.DRAFT:
             raise field_error("lines", "Lines can be changed only while the order is a draft.")
@@ -167,22 +182,93 @@ def update(*, session: Session, order: Order, data: OrderUpdate) -> Order:
         order.notes = data.notes
     order.updated_at = utcnow()
     session.flush()
+    _count_purchase(session, before, _purchase(order))
     return order
 
 
 def trash(*, session: Session, order: Order) -> Order:
     """Move an order to the trash; it no longer counts in totals."""
+    before = _purchase(order)
     order.deleted_at = utcnow()
     session.flush()
+    _count_purchase(session, before, None)
     return order
 
 
 def restore(*, session: Session, order_id: int) -> Order:
     """Bring an order back from the trash."""
     order = get(session=session, order_id=order_id, include_trashed=True)
+    before = _purchase(order)
     order.deleted_at = None
     session.flush()
+    _count_purchase(session, before, _purchase(order))
     return order
+
+
+# --- Revenue per day: kept with every change to an order ------------------------------
+
+Purchase = tuple[date, str, Decimal]
+_PURCHASED_STATUSES = frozenset(s.value for s in PURCHASED)
+_REVENUE: Table = RevenueDay.__table__  # type: ignore[assignment]  # typed as a FromClause
+_upserts: dict[str, Any] = {}
+
+
+def _purchase(order: Order) -> Purchase | None:
+    """The day (UTC), currency and total an order adds to revenue; None if it adds none."""
+    if order.deleted_at is not None or order.status not in _PURCHASED_STATUSES:
+        return None
+    return as_utc(order.ordered_at).date(), order.currency, order.total
+
+
+def _count_purchase(session: Session, before: Purchase | None, after: Purchase | None) -> None:
+    """Move an order's total in the revenue per day from where it counted to where it does."""
+    if before == after:
+        return
+    dialect = session.get_bind().dialect.name
+    upsert = _upserts[dialect] if dialect in _upserts else _revenue_upsert(dialect)
+    for purchase, sign in ((before, -1), (after, 1)):
+        if purchase is not None:
+            day, currency, total = purchase
+            params = {"day": day, "currency": currency, "orders": sign, "total": total * sign}
+            session.execute(upsert, params)
+
+
+def _revenue_upsert(dialect: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(_REVENUE).values(
+        day=bindparam("day"),
+        currency=bindparam("currency"),
+        orders=bindparam("orders"),
+        total=bindparam("total"),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_REVENUE.c.day, _REVENUE.c.currency],
+        set_={
+            "orders": _REVENUE.c.orders + stmt.excluded.orders,
+            "total": _REVENUE.c.total + stmt.excluded.total,
+        },
+    )
+    _upserts[dialect] = stmt
+    return stmt
+
+
+def rebuild_revenue(*, connection: Connection) -> None:
+    """Count the revenue per day again from the orders (after a bulk load of orders)."""
+    order = _ORDER.c
+    day = (
+        cast(func.timezone("UTC", order.ordered_at), Date)
+        if connection.dialect.name == "postgresql"
+        else func.date(order.ordered_at)
+    )
+    purchases = (
+        select(day, order.currency, func.count(), func.sum(order.total))
+        .where(order.status.in_(sorted(_PURCHASED_STATUSES)), order.deleted_at.is_(None))
+        .group_by(day, order.currency)
+    )
+    connection.execute(delete(_REVENUE))
+    connection.execute(
+        insert(_REVENUE).from_select(["day", "currency", "orders", "total"], purchases)
+    )
 
 
 def list_orders(
@@ -265,18 +351,33 @@ def open_count(*, session: Session) -> int:
 
 
 def revenue_between(*, session: Session, start: datetime, end: datetime) -> dict[str, Decimal]:
-    """Purchased order totals per currency with ``start <= ordered_at < end``."""
-    rows = session.execute(
-        select(Order.currency, func.sum(Order.total))
-        .where(
-            Order.ordered_at >= start,
-            Order.ordered_at < end,
-            Order.status.in_([s.value for s in PURCHASED]),
-            Order.deleted_at.is_(None),
-        )
-        .group_by(Order.currency)
-    ).all()
+    """Purchased order totals per currency with ``start <= ordered_at < end``.
+
+    Between midnights (UTC), as a dashboard's months are, the revenue per day is summed."""
+    start, end = as_utc(start), as_utc(end)
+    if start.timetz() == _MIDNIGHT and end.timetz() == _MIDNIGHT:
+        rows = session.execute(_REVENUE_BETWEEN, {"first": start.date(), "stop": end.date()}).all()
+    else:
+        rows = session.execute(
+            select(Order.currency, func.sum(Order.total))
+            .where(
+                Order.ordered_at >= start,
+                Order.ordered_at < end,
+                Order.status.in_([s.value for s in PURCHASED]),
+                Order.deleted_at.is_(None),
+            )
+            .group_by(Order.currency)
+        ).all()
     return {currency: quantize(total, currency) for currency, total in rows}
+
+
+_MIDNIGHT = time(tzinfo=UTC)
+_REVENUE_BETWEEN = (
+    select(_REVENUE.c.currency, func.sum(_REVENUE.c.total))
+    .where(_REVENUE.c.day >= bindparam("first"), _REVENUE.c.day < bindparam("stop"))
+    .group_by(_REVENUE.c.currency)
+    .having(func.sum(_REVENUE.c.orders) > 0)
+)
 
 
 def recent(*, session: Session, limit: int = 10) -> list[Order]:
