@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Connection,
@@ -85,7 +87,10 @@ def make_engine(settings: Settings) -> Engine:
         )
         factory = type("TenureSQLiteConnection", (_SQLiteConnection,), attributes)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "factory": factory}, pool_size=20
+            url,
+            connect_args={"check_same_thread": False, "factory": factory},
+            pool_size=20,
+            json_deserializer=_json_loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Writers take the lock at BEGIN so concurrent writers queue instead of failing
@@ -94,6 +99,15 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True)
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns read with orjson (lists read hundreds of these), or the standard
+    library for what only it accepts (NaN or Infinity, as json.dumps writes them)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _sqlite_no_autobegin(dbapi_connection: Any, _record: Any) -> None:
@@ -401,6 +415,12 @@ class _Plan:
     bind_processors: Mapping[str, Callable[[Any], Any]]
     positional: tuple[str, ...] | None
     result_processors: Sequence[Callable[[Any], Any] | None]
+    # The columns that have a processor, by position: the others pass as they are.
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        converted = tuple((i, p) for i, p in enumerate(self.result_processors) if p is not None)
+        object.__setattr__(self, "converted", converted)
 
     def parameters(self, params: dict[str, Any]) -> Any:
         values = {**self.defaults, **params}
@@ -411,7 +431,9 @@ class _Plan:
         return tuple(values[name] for name in self.positional)
 
     def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(row, self.result_processors, strict=True)
-        )
+        if not self.converted:
+            return tuple(row)
+        values = list(row)
+        for i, process in self.converted:
+            values[i] = process(values[i])
+        return tuple(values)

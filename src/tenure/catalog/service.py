@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Integer, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from tenure.catalog.models import Product
@@ -15,6 +16,7 @@ from tenure.core.errors import Conflict, NotFound, field_error
 from tenure.core.money import quantize
 from tenure.core.pagination import Slice, Sort, SortField, keyset_page
 from tenure.core.time import utcnow
+from tenure.db import Prepared
 
 SORT_FIELDS = (
     SortField("id", Product.id, int),
@@ -51,6 +53,41 @@ def get_many(*, session: Session, product_ids: set[int]) -> dict[int, Product]:
     """Products by id (trash excluded); missing ids are simply absent."""
     rows = session.scalars(_MANY, {"ids": list(product_ids)})
     return {p.id: p for p in rows}
+
+
+class Price(NamedTuple):
+    """What pricing an order line needs to know of a product."""
+
+    id: int
+    sku: str
+    active: bool
+    currency: str
+    unit_price: Decimal
+
+
+_T = Product.__table__
+PRICES_AT_ONCE = 20
+# Every new order prices its lines: a fixed list of ids (the rest left empty), so the
+# statement is the same every time and runs prepared.
+_PRICES = Prepared(
+    select(_T.c.id, _T.c.sku, _T.c.active, _T.c.currency, _T.c.unit_price).where(
+        _T.c.id.in_([bindparam(f"id{i}", type_=Integer()) for i in range(PRICES_AT_ONCE)]),
+        _T.c.deleted_at.is_(None),
+    )
+)
+
+
+def prices(*, session: Session, product_ids: set[int]) -> dict[int, Price]:
+    """The prices of products by id (trash excluded); missing ids are simply absent."""
+    ids = sorted(product_ids)
+    found: dict[int, Price] = {}
+    for start in range(0, len(ids), PRICES_AT_ONCE):
+        chunk = ids[start : start + PRICES_AT_ONCE]
+        params = {f"id{i}": chunk[i] if i < len(chunk) else None for i in range(PRICES_AT_ONCE)}
+        for row in _PRICES.all(session, **params):
+            price = Price(*row)
+            found[price.id] = price
+    return found
 
 
 def _check_price(price: Any, currency: str) -> None:

@@ -36,3 +36,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return as_utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        general = super().result_processor(dialect, coltype)
+
+        # SQLite keeps UTC as text ("2026-07-16 08:31:00.000000"): read it in one step, as
+        # lists of hundreds of rows read several of these per row.
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                return as_utc(datetime.fromisoformat(value))
+            except (TypeError, ValueError):  # stored some other way: the general reading
+                return general(value) if general else as_utc(value)
+
+        return process

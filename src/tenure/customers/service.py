@@ -360,11 +360,29 @@ def _plain_search(*, paged: bool) -> Prepared:
 # The search people type into the box (a prefix, no filter): compiled once, both pages.
 _FIND_FIRST = _plain_search(paged=False)
 _FIND_AFTER = _plain_search(paged=True)
-_TAGS_OF = (
+# The tags of up to TAGS_AT_ONCE customers: a fixed list of ids (the rest left empty), so
+# the statement is the same every time and runs prepared.
+TAGS_AT_ONCE = 50
+_TAGS_OF = Prepared(
     select(_TAG.c.customer_id, _TAG.c.tag)
-    .where(_TAG.c.customer_id.in_(bindparam("ids", expanding=True)))
+    .where(
+        _TAG.c.customer_id.in_([bindparam(f"id{i}", type_=Integer()) for i in range(TAGS_AT_ONCE)])
+    )
     .order_by(_TAG.c.customer_id, _TAG.c.tag)
 )
+
+
+def _tags_of(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each customer's tags, in order, by customer id."""
+    tags: dict[int, list[str]] = {}
+    for start in range(0, len(ids), TAGS_AT_ONCE):
+        chunk = list(ids[start : start + TAGS_AT_ONCE])
+        params = {f"id{i}": chunk[i] if i < len(chunk) else None for i in range(TAGS_AT_ONCE)}
+        for customer_id, tag in _TAGS_OF.all(session, **params):
+            tags.setdefault(customer_id, []).append(tag)
+    return tags
+
+
 _READS = TypeAdapter(list[CustomerRead])
 
 
@@ -393,11 +411,7 @@ def find(
         statement = stmt.add_columns(*_CUSTOMER.c).limit(limit + 1)
         rows = session.connection().execute(statement).all()
     page = rows[:limit]
-    tags: dict[int, list[str]] = {}
-    if page:
-        ids = [row[1] for row in page]
-        for customer_id, tag in session.connection().execute(_TAGS_OF, {"ids": ids}):
-            tags.setdefault(customer_id, []).append(tag)
+    tags = _tags_of(session, [row[1] for row in page])
     values = []
     for row in page:
         value = dict(zip(_CUSTOMER_KEYS, row[2:], strict=True))

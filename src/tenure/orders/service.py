@@ -87,9 +87,7 @@ def price_lines(*, session: Session, lines: list[OrderLineIn], currency: str) ->
     Orders use this when created or when a draft's lines change, and the order form uses it
     to show the total before saving, so both always agree. Nothing is written.
     """
-    products = catalog_service.get_many(
-        session=session, product_ids={ln.product_id for ln in lines}
-    )
+    products = catalog_service.prices(session=session, product_ids={ln.product_id for ln in lines})
     errors: list[dict[str, Any]] = []
     priced: list[OrderLine] = []
     for i, line in enumerate(lines):
@@ -230,7 +228,7 @@ def _count_purchase(session: Session, before: Purchase | None, after: Purchase |
         if purchase is not None:
             day, currency, total = purchase
             params = {"day": day, "currency": currency, "orders": sign, "total": total * sign}
-            session.execute(upsert, params)
+            session.connection().execute(upsert, params)
 
 
 def _revenue_upsert(dialect: str) -> Any:
