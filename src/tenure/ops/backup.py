@@ -20,6 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -373,7 +374,7 @@ def unpacked(
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".tenure-restore-") as work:
         try:
             manifest, data = _extract(archive, Path(work), report)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise BackupError(f"{archive} is not a readable Tenure backup: {exc}") from exc
         yield manifest, data
 
