@@ -765,7 +765,8 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         },
         {
             "target": f"worker memory <= {MEMORY_TARGET_MB:g} MB each",
-            "measured": "peak RSS " + ", ".join(f"{m} MB" for m in memory),
+            "measured": "peak RSS (the kernel's high-water mark over the run) "
+            + ", ".join(f"{m} MB" for m in memory),
             "met": bool(memory) and max(memory) <= MEMORY_TARGET_MB,
         },
     ]
@@ -824,6 +825,15 @@ def export_code(rev: str) -> tuple[Path, str]:
     return dest / "src", sha
 
 
+def _disturbed(step: dict[str, Any], limit: float) -> str:
+    """A note on a step measured while other work ran (after every attempt)."""
+    if step.get("other_benchmarks"):
+        return " (another benchmark ran)"
+    if step.get("other_cores", 0) >= limit:
+        return f" (other work used {step['other_cores']} cores)"
+    return ""
+
+
 def _code_line(code: dict[str, Any]) -> str:
     if code.get("run_from") == "an export of the commit":
         return f"commit {code['commit'][:10]}, run from an export of it"
@@ -880,7 +890,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {s.get('server_cores', '?')} | {db} "
                 f"| {s['client_cpu_share']:.0%} | {s.get('other_cores', '?')} "
                 f"| {', '.join(str(x) for x in s.get('worker_peak_rss_mb', []))} "
-                f"| {'yes' if s['holds'] else '**no**'} |"
+                f"| {'yes' if s['holds'] else '**no**'}{_disturbed(s, p['busy_limit_cores'])} |"
             )
         best = best_step(run)
         if best:
