@@ -19,7 +19,7 @@ without one, a throwaway server is started with ``scripts/postgres.sh`` and stop
 made durable (fsync on) after the data is loaded. Results go to ``benchmarks/results/``.
 
 Before loading data and before each database's measurement, the run waits until no other
-benchmark (``benchmarks/api.py``, ``benchmarks/web.py``) is running (``--no-wait`` skips that).
+benchmark (``benchmarks/api.py``, ``web.py``, ``demo.py``) is running (``--no-wait`` skips that).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ LADDER = (4, 8, 16, 32, 64, 128, 256)
 P95_TARGET_MS = 50.0
 MEMORY_TARGET_MB = 250.0
 HOT_CUSTOMERS = 100  # the accounts being edited during the run
-OTHER_BENCHMARKS = r"benchmarks/(api|web)\.py"
+OTHER_BENCHMARKS = r"benchmarks/(api|web|demo)\.py"
 SAMPLE_SECONDS = 0.25
 STEP_ATTEMPTS = 3  # a step disturbed by another benchmark is measured again
 TICK = os.sysconf("SC_CLK_TCK")
