@@ -48,7 +48,8 @@ def load(customers: int, seed: int, directory: Path) -> dict[str, Any]:
             name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
             for name in ("customer", "customer_search_term", "product", "sales_order", "order_line")
         }
-    said = [line for line in done.stdout.splitlines() if line.startswith("Loaded")]
+    words = " ".join(done.stdout.split())  # the console wraps long lines
+    said = [words[words.index("Loaded") :]] if "Loaded" in words else []
     return {
         "seconds": round(seconds, 1),
         "command_said": said[-1] if said else None,
