@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,6 +194,19 @@ def append_only_lifted(conn: Connection) -> Iterator[None]:
     yield
     for _name, sql in triggers:
         conn.execute(text(sql))
+
+
+def live_file_bytes(path: Path) -> bytes:
+    """The bytes of a database file this process has open, read by a child process.
+
+    Opening and closing a SQLite file in the process that uses it drops that process's
+    POSIX locks on it (SQLite's "how to corrupt your database", 2.2): another process
+    then takes itself for the only user, deletes the write-ahead log under us, and the
+    two no longer see each other's writes."""
+    code = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, check=True
+    ).stdout
 
 
 def _has_sequence(conn: Any) -> bool:

@@ -25,7 +25,7 @@ from tenure.models import metadata
 from tenure.ops import backup, pgtools
 from tenure.security import passwords
 from tenure.security.permissions import ROLE_PERMISSIONS, Role
-from tests.conftest import MakeUser, web_sign_in
+from tests.conftest import MakeUser, live_file_bytes, web_sign_in
 
 Headers = dict[str, str]
 Login = Callable[..., Headers]
@@ -380,7 +380,7 @@ def test_the_database_file_and_a_backup_made_afterwards_hold_none_of_it(
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert _found(path.read_bytes()) != []
+        assert _found(live_file_bytes(path)) != []
 
     _erase(client, admin, cid)
 
@@ -388,7 +388,7 @@ def test_the_database_file_and_a_backup_made_afterwards_hold_none_of_it(
         # The erasure emptied the write-ahead log once it had committed; deleted content
         # was zeroed where it lay (secure_delete), so the file holds none of it.
         assert Path(f"{path}-wal").stat().st_size == 0
-        assert _found(path.read_bytes()) == []
+        assert _found(live_file_bytes(path)) == []
     archive, _manifest = backup.create(settings, output=tmp_path / "after.tar.gz")
     (tmp_path / "unpacked").mkdir()
     assert _found(_backup_text(settings, archive, tmp_path / "unpacked")) == []
