@@ -6,7 +6,13 @@ and reads back what it records (the spec's ``out``): every request's latency in
 milliseconds between the end of the ramp and the stop, the failures, and this process's
 own CPU time over that window.
 
-The mix, per task run (each user runs ``pace`` tasks a second, at random offsets):
+Each user waits a random, exponentially distributed time (mean ``1 / pace`` seconds)
+before each task, so arrivals are random as real users' are. (Locust's
+``constant_throughput`` kept every user in the phase it was spawned in: users spawned
+within one second then fired in a few bursts, and requests queued behind each other in
+the server while it was idle most of the time.)
+
+The mix, per task run:
 
 - 35 search: ``GET /customers?q=<prefix>`` with 2-4 letters of a real name
 - 35 customer 360: ``GET /customers/{id}`` then ``GET /customers/{id}/orders``
@@ -27,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, events, task
 from locust.env import Environment
 
 SPEC: dict[str, Any] = json.loads(Path(os.environ["TENURE_LOAD_SPEC"]).read_text())
@@ -131,14 +137,12 @@ _listen(events.test_stop, _on_stop)
 class CrmUser(FastHttpUser):
     """Someone working through the API: searching, reading, editing, ordering."""
 
-    wait_time = constant_throughput(float(SPEC["pace"]))
+    rng = random.Random()  # one generator for every user of this process
+    def wait_time(self) -> float:
+        return self.rng.expovariate(float(SPEC["pace"]))
 
     def on_start(self) -> None:
-        self.rng = random.Random()
         self.headers = {"Authorization": f"Bearer {SPEC['key']}"}
-        # Users spawned in the same second would otherwise act in lockstep (Locust has
-        # patched time.sleep to yield to the other users).
-        time.sleep(self.rng.random() / float(SPEC["pace"]))
 
     def customer_id(self) -> int:
         return self.rng.randint(1, int(SPEC["max_customer_id"]))
