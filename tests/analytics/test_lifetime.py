@@ -98,9 +98,7 @@ def test_bgnbd_fit_recovers_the_parameters_it_was_simulated_from() -> None:
     assert got.b == pytest.approx(truth.b, rel=0.25)
     at_truth = lifetime.bgnbd_log_likelihood(truth, x, t_x, T).sum()
     assert fit.log_likelihood >= at_truth
-    assert fit.log_likelihood == pytest.approx(
-        lifetime.bgnbd_log_likelihood(got, x, t_x, T).sum()
-    )
+    assert fit.log_likelihood == pytest.approx(lifetime.bgnbd_log_likelihood(got, x, t_x, T).sum())
 
 
 def test_gamma_gamma_fit_recovers_the_parameters_it_was_simulated_from() -> None:
@@ -172,8 +170,8 @@ def test_clv_without_discount_is_expected_purchases_times_expected_spend() -> No
         CDNOW, spend, horizon=52, period_discount=0.01, x=x, t_x=t_x, T=T, m=m
     )
 
-    expected = (
-        lifetime.expected_purchases(CDNOW, 52, x, t_x, T) * lifetime.expected_spend(spend, x, m)
+    expected = lifetime.expected_purchases(CDNOW, 52, x, t_x, T) * lifetime.expected_spend(
+        spend, x, m
     )
     assert undiscounted[0] == pytest.approx(expected[0])
     assert expected[0] / 1.01**52 < discounted[0] < expected[0]
