@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tenure.analytics import churn
 from tenure.analytics.errors import TooLittleHistory
-from tests.analytics.conftest import Shop
+from tests.analytics.conftest import Shop, simulate
 
 AS_OF = date(2024, 6, 30)
 HORIZON = 60
@@ -56,24 +56,8 @@ def test_metrics_match_their_definitions() -> None:
 
 
 def _simulate(shop: Shop, customers: int, seed: int) -> dict[int, list[date]]:
-    """Customers buying at their own rate until they leave, over 18 months."""
-    rng = np.random.default_rng(seed)
-    start = date(2023, 1, 1)
-    bought: dict[int, list[date]] = {}
-    for i in range(customers):
-        cid = shop.customer(f"Customer {i}")
-        rate = rng.gamma(2.0, 0.012)  # purchases per day while a customer
-        first = int(rng.integers(0, 300))
-        leaves = first + rng.exponential(250)
-        day, days = float(first), []
-        while day <= min(leaves, (AS_OF - start).days):
-            days.append(start + timedelta(days=int(day)))
-            day += rng.exponential(1 / rate)
-        for d in days:
-            shop.order(cid, d, f"{rng.integers(5, 80)}.00")
-        bought[cid] = sorted(set(days))
-    shop.save()
-    return bought
+    bought = simulate(shop, customers, seed)
+    return {c: bought.days(c) for c in bought.orders}
 
 
 def test_a_snapshot_holds_history_recent_days_and_label(shop: Shop, session: Session) -> None:

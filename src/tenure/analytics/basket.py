@@ -92,8 +92,12 @@ def mine_rules(
         chosen = np.random.default_rng(seed).choice(len(baskets), MAX_MINED_BASKETS, replace=False)
         baskets = [baskets[i] for i in sorted(chosen)]
     items = _sorted_items({item for basket in baskets for item in basket})
-    frame = pd.DataFrame.sparse.from_spmatrix(_matrix(baskets, items), columns=items)
-    itemsets = fpgrowth(frame, min_support=min_support, use_colnames=True, max_len=max_len)
+    # Columns named by position (mlxtend refuses some integer names on sparse frames);
+    # itemsets come back as positions and are mapped to the items below.
+    frame = pd.DataFrame.sparse.from_spmatrix(
+        _matrix(baskets, items), columns=[str(i) for i in range(len(items))]
+    )
+    itemsets = fpgrowth(frame, min_support=min_support, use_colnames=False, max_len=max_len)
     if itemsets.empty:
         return []
     found = association_rules(
@@ -105,8 +109,8 @@ def mine_rules(
     )
     rules = [
         Rule(
-            tuple(_sorted_items(row.antecedents)),
-            tuple(_sorted_items(row.consequents)),
+            tuple(_sorted_items(items[i] for i in row.antecedents)),
+            tuple(_sorted_items(items[i] for i in row.consequents)),
             float(row.support),
             float(row.confidence),
             float(row.lift),

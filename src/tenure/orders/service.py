@@ -526,3 +526,19 @@ def purchased_lines(
         .order_by(Order.customer_id, day, Order.id)
     )
     return [(int(o), int(c), int(p), int(d)) for o, c, p, d in session.execute(stmt)]
+
+
+def products_bought(*, session: Session, customer_id: int, currency: str) -> set[int]:
+    """The products of a customer's purchased orders in ``currency``."""
+    stmt = (
+        select(OrderLine.product_id)
+        .join(Order, OrderLine.order_id == Order.id)
+        .where(
+            Order.customer_id == customer_id,
+            Order.currency == currency,
+            Order.status.in_([s.value for s in PURCHASED]),
+            Order.deleted_at.is_(None),
+        )
+        .distinct()
+    )
+    return set(session.scalars(stmt))
