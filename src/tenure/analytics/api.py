@@ -31,6 +31,7 @@ from tenure.analytics.schemas import (
 )
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import field_error
+from tenure.core.openapi import problems
 from tenure.core.schemas import Id
 from tenure.deps import SessionDep, require
 from tenure.security.permissions import ANALYTICS_READ
@@ -43,7 +44,9 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 
 # A plain FastAPI router: these handlers can read for a while (exports, recommendations),
 # so they run in the thread pool rather than on the event loop (see tenure.core.routing).
-router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+# Every route reads a run (404 without one) and may meet a part skipped for too little
+# history (422).
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"], responses=problems(404, 422))
 
 
 def _offset(cursor: str | None) -> int:
