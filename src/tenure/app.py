@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from tenure import __version__
+from tenure.analytics.api import router as analytics_router
 from tenure.audit.api import router as audit_router
 from tenure.catalog.api import router as products_router
 from tenure.catalog.web import router as products_web_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         security_router,
         audit_router,
         operations_router,
+        analytics_router,
     ):
         app.include_router(router)
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from tenure import __version__
+from tenure.analytics.cli import app as analytics_app
 from tenure.audit import recorder as audit_recorder
 from tenure.audit.cli import app as audit_app
 from tenure.audit.cli import cli_context
@@ -41,6 +42,7 @@ app.add_typer(keys_app, name="api-keys")
 ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
 app.add_typer(audit_app, name="audit")
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 err = Console(stderr=True)
 

@@ -1,5 +1,13 @@
 """Imports every table so the metadata (and Alembic) sees the whole schema."""
 
+from tenure.analytics.models import (
+    AnalyticsCustomer,
+    AnalyticsModel,
+    AnalyticsPair,
+    AnalyticsProduct,
+    AnalyticsRule,
+    AnalyticsRun,
+)
 from tenure.audit.models import AuditEntry
 from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
@@ -13,6 +21,12 @@ metadata = Base.metadata
 
 __all__ = [
     "AccessToken",
+    "AnalyticsCustomer",
+    "AnalyticsModel",
+    "AnalyticsPair",
+    "AnalyticsProduct",
+    "AnalyticsRule",
+    "AnalyticsRun",
     "ApiKey",
     "AuditEntry",
     "Customer",

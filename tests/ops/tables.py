@@ -45,8 +45,10 @@ def _sample(column: sa.Column[Any], index: int, dialect: str) -> Any:
         return WHEN.replace(tzinfo=None) if dialect == "sqlite" else WHEN
     if isinstance(kind, sa.Date):
         return date(2025, 3, 4)
+    if isinstance(kind, sa.Float):  # not a Numeric in every SQLAlchemy version
+        return 1.5
     if isinstance(kind, sa.Numeric):
-        return Decimal("12.5") if not isinstance(kind, sa.Float) else 1.5
+        return Decimal("12.5")
     if isinstance(kind, sa.JSON):
         return {"written_at": "an earlier revision", "n": index}
     if isinstance(kind, sa.LargeBinary):

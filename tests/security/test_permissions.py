@@ -30,6 +30,7 @@ from tenure.security import passwords
 from tenure.security.models import User
 from tenure.security.permissions import (
     ALL_PERMISSIONS,
+    ANALYTICS_READ,
     API_KEYS_MANAGE,
     AUDIT_READ,
     CUSTOMERS_DELETE,
@@ -192,6 +193,7 @@ PROBES: dict[str, Probe] = {
     API_KEYS_MANAGE: Probe("POST", "/api/v1/api-keys", {"name": "sync"}, 201, True),
     AUDIT_READ: Probe("GET", "/api/v1/audit", None, 200, False),
     OPERATIONS_READ: Probe("GET", "/api/v1/operations", None, 200, False),
+    ANALYTICS_READ: Probe("GET", "/api/v1/analytics/runs", None, 200, False),
     # Last: it erases the customer the trash probe may have trashed.
     CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
@@ -287,11 +289,11 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, ANALYTICS_READ},
     Role.SALES: _READS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
     Role.SUPPORT: _READS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
-    Role.MARKETING: _READS | {API_KEYS_MANAGE},
-    Role.ANALYST: _READS | {API_KEYS_MANAGE},
+    Role.MARKETING: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
+    Role.ANALYST: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
     Role.AUDITOR: _READS | {USERS_READ, AUDIT_READ},
 }
 

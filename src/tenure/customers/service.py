@@ -483,3 +483,8 @@ def list_customers_filled(
         next_at = more.next_cursor
         reads += 1
     return Slice(items, next_at)
+
+
+def trashed_ids(*, session: Session) -> set[int]:
+    """Ids of the customers in the trash (a small set, read from its partial index)."""
+    return set(session.scalars(select(Customer.id).where(Customer.deleted_at.is_not(None))))

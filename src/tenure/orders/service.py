@@ -8,16 +8,21 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Date,
+    Integer,
     Table,
     bindparam,
+    case,
     cast,
     delete,
     func,
     insert,
     literal,
+    literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -405,3 +410,135 @@ def clear_notes(*, session: Session, customer_id: int) -> int:
             cleared += 1
     session.flush()
     return cleared
+
+
+# --- Purchase history for analytics ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    """One customer's purchases (orders placed, paid or shipped) in one currency and window.
+
+    Days are whole UTC days counted from 1970-01-01; money is integer 1/10,000 units, so
+    the sums are exact."""
+
+    customer_id: int
+    orders: int
+    days: int
+    first_day: int
+    last_day: int
+    revenue_units: int
+    first_day_revenue_units: int
+
+
+def _day_number(dialect: str) -> Any:
+    """The UTC day of ``ordered_at`` as an integer, as each database computes it."""
+    if dialect == "postgresql":
+        return literal_column(
+            "((sales_order.ordered_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')", Integer
+        )
+    return literal_column(
+        "CAST(julianday(date(sales_order.ordered_at)) - 2440587.5 AS INTEGER)", Integer
+    )
+
+
+def _purchased_between(start: datetime | None, end: datetime) -> list[Any]:
+    conditions = [
+        Order.status.in_([s.value for s in PURCHASED]),
+        Order.deleted_at.is_(None),
+        Order.ordered_at < end,
+    ]
+    if start is not None:
+        conditions.append(Order.ordered_at >= start)
+    return conditions
+
+
+def purchase_activity(
+    *, session: Session, currency: str, end: datetime, start: datetime | None = None
+) -> list[ActivityRow]:
+    """Per customer, in SQL: orders, distinct purchase days, first and last purchase day,
+    revenue and the first day's revenue, over purchased orders in ``currency`` with
+    ``start <= ordered_at < end``; ordered by customer id."""
+    day = _day_number(session.get_bind().dialect.name)
+    units = type_coerce(Order.total, BigInteger)
+    per_day = (
+        select(
+            Order.customer_id.label("customer_id"),
+            day.label("day"),
+            func.count().label("n"),
+            func.sum(units).label("spent"),
+            func.row_number().over(partition_by=Order.customer_id, order_by=day).label("nth"),
+        )
+        .where(Order.currency == currency, *_purchased_between(start, end))
+        .group_by(Order.customer_id, day)
+        .subquery()
+    )
+    first_spent = case((per_day.c.nth == 1, per_day.c.spent), else_=0)
+    stmt = (
+        select(
+            per_day.c.customer_id,
+            cast(func.sum(per_day.c.n), BigInteger),
+            func.count(),
+            func.min(per_day.c.day),
+            func.max(per_day.c.day),
+            cast(func.sum(per_day.c.spent), BigInteger),
+            cast(func.sum(first_spent), BigInteger),
+        )
+        .group_by(per_day.c.customer_id)
+        .order_by(per_day.c.customer_id)
+    )
+    return [ActivityRow(*(int(v) for v in row)) for row in session.execute(stmt)]
+
+
+def main_currency(*, session: Session) -> str | None:
+    """The currency most purchased orders are in (None when nothing was bought)."""
+    stmt = (
+        select(Order.currency)
+        .where(Order.status.in_([s.value for s in PURCHASED]), Order.deleted_at.is_(None))
+        .group_by(Order.currency)
+        .order_by(func.count().desc(), Order.currency)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def revenue_by_currency(*, session: Session, end: datetime) -> dict[str, tuple[int, Decimal]]:
+    """Purchased orders and their total per currency before ``end``."""
+    stmt = (
+        select(Order.currency, func.count(), func.sum(Order.total))
+        .where(*_purchased_between(None, end))
+        .group_by(Order.currency)
+        .order_by(Order.currency)
+    )
+    return {c: (int(n), quantize(total, c)) for c, n, total in session.execute(stmt)}
+
+
+def purchased_lines(
+    *, session: Session, currency: str, end: datetime, start: datetime | None = None
+) -> list[tuple[int, int, int, int]]:
+    """(order id, customer id, product id, day number) of every line of purchased orders in
+    ``currency`` with ``start <= ordered_at < end``, ordered by customer, day and order."""
+    day = _day_number(session.get_bind().dialect.name)
+    stmt = (
+        select(Order.id, Order.customer_id, OrderLine.product_id, day)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.currency == currency, *_purchased_between(start, end))
+        .order_by(Order.customer_id, day, Order.id)
+    )
+    return [(int(o), int(c), int(p), int(d)) for o, c, p, d in session.execute(stmt)]
+
+
+def products_bought(*, session: Session, customer_id: int, currency: str) -> set[int]:
+    """The products of a customer's purchased orders in ``currency``."""
+    stmt = (
+        select(OrderLine.product_id)
+        .join(Order, OrderLine.order_id == Order.id)
+        .where(
+            Order.customer_id == customer_id,
+            Order.currency == currency,
+            Order.status.in_([s.value for s in PURCHASED]),
+            Order.deleted_at.is_(None),
+        )
+        .distinct()
+    )
+    return set(session.scalars(stmt))

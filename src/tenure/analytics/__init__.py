@@ -1,0 +1,1 @@
+"""Customer analytics: statistics, RFM segments, lifetime value, churn, baskets, clusters."""

@@ -1,0 +1,515 @@
+"""An analytics run: read the purchase history once, compute every analysis, store it.
+
+``compute`` only reads (it can take minutes on a large database without holding the
+write lock); ``save`` writes the results in one short transaction of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
+
+from tenure.analytics import activity as activity_data
+from tenure.analytics import basket, churn, clusters, lifetime, rfm, statistics
+from tenure.analytics.activity import PERIOD_DAYS, Activity, check_as_of, from_day_number
+from tenure.analytics.errors import TooLittleHistory
+from tenure.analytics.models import (
+    AnalyticsCustomer,
+    AnalyticsModel,
+    AnalyticsPair,
+    AnalyticsProduct,
+    AnalyticsRule,
+    AnalyticsRun,
+)
+from tenure.core.errors import InvalidInput, field_error
+from tenure.core.money import from_storage, quantize
+from tenure.core.time import utcnow
+from tenure.orders import service as orders_service
+
+Progress = Callable[[str, int, int], None]
+STAGES = ("history", "statistics", "lifetime", "churn", "basket", "clusters")
+MAX_STORED_RULES = 5_000
+WRITE_CHUNK = 20_000
+YEAR_DAYS = 365.2425
+
+
+def _ignore(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run computes and how. ``horizon``: periods for expected purchases and CLV
+    (default: one year); ``discount_rate``: per year."""
+
+    as_of: date | None = None
+    period: str = "week"
+    currency: str | None = None
+    horizon: float | None = None
+    discount_rate: float = 0.10
+    churn_horizon_days: int = 90
+    min_support: float = 0.01
+    min_confidence: float = 0.2
+    top_k: int = 10
+    seed: int = 0
+
+    def checked(self, today: date) -> RunOptions:
+        if self.period not in PERIOD_DAYS:
+            raise field_error("period", f"period must be one of: {', '.join(PERIOD_DAYS)}.")
+        if self.horizon is not None and self.horizon <= 0:
+            raise field_error("horizon", "horizon must be a positive number of periods.")
+        if not 0 <= self.discount_rate < 1:
+            raise field_error("discount_rate", "discount_rate is a yearly rate from 0 to 1.")
+        if self.churn_horizon_days < 1:
+            raise field_error("churn_horizon_days", "churn_horizon_days must be at least 1.")
+        if not (0 < self.min_support <= 1 and 0 < self.min_confidence <= 1):
+            raise InvalidInput("min_support and min_confidence must be in (0, 1].")
+        as_of = check_as_of(self.as_of or today, today=today)
+        horizon = self.horizon or round(YEAR_DAYS / PERIOD_DAYS[self.period], 2)
+        return RunOptions(
+            as_of,
+            self.period,
+            self.currency,
+            horizon,
+            self.discount_rate,
+            self.churn_horizon_days,
+            self.min_support,
+            self.min_confidence,
+            self.top_k,
+            self.seed,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "period": self.period,
+            "currency": self.currency,
+            "horizon_periods": self.horizon,
+            "discount_rate": self.discount_rate,
+            "churn_horizon_days": self.churn_horizon_days,
+            "min_support": self.min_support,
+            "min_confidence": self.min_confidence,
+            "top_k": self.top_k,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class Computed:
+    """Everything a run found, ready to be saved."""
+
+    options: RunOptions
+    activity: Activity
+    rfm: rfm.RFM
+    results: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, NDArray[Any]] = field(default_factory=dict)
+    rules: list[basket.Rule] = field(default_factory=list)
+    cooccurrence: basket.CoOccurrence | None = None
+    model: churn.Evaluation | None = None
+    seconds: float = 0.0
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become None, numpy scalars plain Python."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def compute(
+    *,
+    session: Session,
+    options: RunOptions,
+    progress: Progress = _ignore,
+    today: date | None = None,
+) -> Computed:
+    """Every analysis as of ``options.as_of``; ``TooLittleHistory`` when nothing was bought.
+
+    An analysis that has too little data to work with is skipped, with the reason kept in
+    ``results["skipped"]``; the others still run."""
+    # One native thread per library pool: on a small, shared machine OpenMP's threads spin
+    # against each other and the server (k-means ran a hundred times slower with them).
+    with threadpool_limits(limits=1):
+        return _compute(session=session, options=options, progress=progress, today=today)
+
+
+def _compute(
+    *, session: Session, options: RunOptions, progress: Progress, today: date | None
+) -> Computed:
+    started = time.perf_counter()
+    options = options.checked(today or utcnow().date())
+    currency = options.currency or orders_service.main_currency(session=session)
+    if currency is None:
+        raise TooLittleHistory("There are no purchased orders yet: nothing to analyse.")
+    options = replace(options, currency=currency)
+    as_of = options.as_of
+    assert as_of is not None
+    total = len(STAGES)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, done: int, began: float) -> float:
+        timings[name] = round(time.perf_counter() - began, 3)
+        progress(name, done, total)
+        return time.perf_counter()
+
+    began = time.perf_counter()
+    act = activity_data.load(session=session, currency=currency, as_of=as_of)
+    if act.size == 0:
+        raise TooLittleHistory(
+            f"No customer bought in {currency} on or before {as_of.isoformat()}."
+        )
+    began = stage("history", 1, began)
+
+    scores = rfm.compute(act)
+    computed = Computed(options, act, scores)
+    computed.results["currencies"] = {
+        c: {"orders": n, "revenue": str(t)}
+        for c, (n, t) in orders_service.revenue_by_currency(
+            session=session, end=activity_data.end_of(as_of)
+        ).items()
+    }
+    computed.results["rfm"] = {
+        "recency_edges_days": scores.recency_edges.tolist(),
+        "frequency_edges_days": scores.frequency_edges.tolist(),
+        "monetary_edges": [float(v) / 10_000 for v in scores.monetary_edges],
+        "grid": _grid(scores),
+    }
+    began = stage("statistics", 2, began)
+
+    _lifetime(computed)
+    began = stage("lifetime", 3, began)
+    _churn(session, computed)
+    began = stage("churn", 4, began)
+    _basket(session, computed)
+    began = stage("basket", 5, began)
+    try:
+        clustering = clusters.cluster(act, seed=options.seed)
+        computed.columns["cluster"] = clustering.labels
+        computed.results["clusters"] = clustering.to_json()
+        computed.results["statistics_by_cluster"] = {
+            str(k): v.to_json()
+            for k, v in statistics.describe_groups(act, clustering.labels).items()
+        }
+    except TooLittleHistory as exc:
+        computed.skipped["clusters"] = exc.detail
+    stage("clusters", 6, began)
+
+    computed.results["statistics"] = statistics.describe(act).to_json()
+    computed.results["statistics_by_segment"] = {
+        k: v.to_json() for k, v in statistics.describe_groups(act, scores.segment).items()
+    }
+    computed.results["segments"] = _segments(computed)
+    computed.results["skipped"] = computed.skipped
+    computed.results["timings_seconds"] = timings
+    computed.seconds = time.perf_counter() - started
+    return computed
+
+
+def _grid(scores: rfm.RFM) -> list[dict[str, Any]]:
+    """Customers per (R, FM) cell, for the heat map."""
+    cells = 5 * (scores.recency - 1) + (scores.frequency_monetary - 1)
+    counts = np.bincount(cells, minlength=25)
+    return [
+        {"r": r, "fm": fm, "customers": int(counts[5 * (r - 1) + fm - 1])}
+        for r in range(1, 6)
+        for fm in range(1, 6)
+    ]
+
+
+def _lifetime(c: Computed) -> None:
+    a, o = c.activity, c.options
+    assert o.as_of is not None and o.horizon is not None
+    unit = PERIOD_DAYS[o.period]
+    x = (a.days - 1).astype(np.float64)
+    t_x = (a.last_day - a.first_day) / unit
+    T = a.age_days / unit
+    repeat = np.maximum(a.days - 1, 1)
+    m = np.where(a.days > 1, (a.revenue_units - a.first_day_revenue_units) / repeat, 0) / 10_000
+    try:
+        purchases = lifetime.fit_bgnbd(x, t_x, T, seed=o.seed)
+    except TooLittleHistory as exc:
+        c.skipped["lifetime"] = exc.detail
+        return
+    params: lifetime.BGNBD = purchases.params
+    c.columns["p_alive"] = lifetime.probability_alive(params, x, t_x, T)
+    c.columns["expected_purchases"] = lifetime.expected_purchases(params, o.horizon, x, t_x, T)
+    c.results["bgnbd"] = purchases.to_json()
+    try:
+        spend = lifetime.fit_gamma_gamma(x, m, seed=o.seed)
+    except TooLittleHistory as exc:
+        c.skipped["clv"] = exc.detail
+        return
+    c.results["gamma_gamma"] = spend.to_json()
+    if spend.params.q <= 1:
+        c.skipped["clv"] = (
+            f"The spend model's q is {spend.params.q:.3f} (at most 1): spend has no finite "
+            "expected value, so CLV is not computed."
+        )
+        return
+    period_discount = (1 + o.discount_rate) ** (unit / YEAR_DAYS) - 1
+    c.columns["expected_spend"] = lifetime.expected_spend(spend.params, x, m)
+    c.columns["clv"] = lifetime.clv(
+        params,
+        spend.params,
+        horizon=o.horizon,
+        period_discount=period_discount,
+        x=x,
+        t_x=t_x,
+        T=T,
+        m=m,
+    )
+    c.results["clv"] = {
+        "horizon_periods": o.horizon,
+        "period": o.period,
+        "yearly_discount_rate": o.discount_rate,
+        "period_discount_rate": period_discount,
+        "total": str(quantize(Decimal(repr(float(c.columns["clv"].sum()))), a.currency)),
+    }
+
+
+def _churn(session: Session, c: Computed) -> None:
+    o = c.options
+    assert o.as_of is not None and o.currency is not None
+    horizon = timedelta(days=o.churn_horizon_days)
+    test_cutoff = o.as_of - horizon
+    try:
+        train = churn.snapshot(
+            session=session,
+            currency=o.currency,
+            cutoff=test_cutoff - horizon,
+            horizon_days=o.churn_horizon_days,
+        )
+        test = churn.snapshot(
+            session=session,
+            currency=o.currency,
+            cutoff=test_cutoff,
+            horizon_days=o.churn_horizon_days,
+        )
+        baseline = _p_alive(test.activity, o)
+        evaluation = churn.evaluate(train, test, baseline=baseline, seed=o.seed)
+    except TooLittleHistory as exc:
+        c.skipped["churn"] = exc.detail
+        return
+    current = churn.snapshot(
+        session=session, currency=o.currency, cutoff=o.as_of, horizon_days=None
+    )
+    probability = churn.probability(evaluation.model, current)
+    aligned = np.zeros(c.activity.size)
+    aligned[np.searchsorted(c.activity.customer_id, current.activity.customer_id)] = probability
+    c.columns["purchase_probability"] = aligned
+    c.columns["churn_risk"] = 1 - aligned
+    c.model = evaluation
+    c.results["churn"] = {
+        "horizon_days": o.churn_horizon_days,
+        "train_cutoff": (test_cutoff - horizon).isoformat(),
+        "test_cutoff": test_cutoff.isoformat(),
+        "features": list(churn.FEATURES),
+        "chosen": evaluation.chosen,
+        "models": evaluation.metrics,
+    }
+
+
+def _p_alive(a: Activity, o: RunOptions) -> NDArray[np.float64] | None:
+    """The BG/NBD P(alive) of ``a``'s customers, fitted on ``a`` (None if it cannot be)."""
+    unit = PERIOD_DAYS[o.period]
+    x = (a.days - 1).astype(np.float64)
+    t_x, T = (a.last_day - a.first_day) / unit, a.age_days / unit
+    try:
+        fit = lifetime.fit_bgnbd(x, t_x, T, seed=o.seed)
+    except TooLittleHistory:
+        return None
+    return lifetime.probability_alive(fit.params, x, t_x, T)
+
+
+def _basket(session: Session, c: Computed) -> None:
+    o = c.options
+    assert o.as_of is not None and o.currency is not None
+    lines = orders_service.purchased_lines(
+        session=session, currency=o.currency, end=activity_data.end_of(o.as_of)
+    )
+    orders: dict[int, set[int]] = {}
+    histories: dict[int, list[set[int]]] = {}
+    for order_id, customer_id, product_id, _day in lines:
+        if order_id not in orders:
+            orders[order_id] = set()
+            histories.setdefault(customer_id, []).append(orders[order_id])
+        orders[order_id].add(product_id)
+    baskets = list(orders.values())
+    try:
+        rules = basket.mine_rules(
+            baskets, min_support=o.min_support, min_confidence=o.min_confidence, seed=o.seed
+        )
+        c.cooccurrence = basket.CoOccurrence.count(baskets)
+        hits = basket.hit_rate(
+            histories,
+            k=o.top_k,
+            min_support=o.min_support,
+            min_confidence=o.min_confidence,
+            seed=o.seed,
+        )
+    except TooLittleHistory as exc:
+        c.skipped["basket"] = exc.detail
+        return
+    c.rules = rules
+    c.results["basket"] = {
+        "baskets": len(baskets),
+        "products": len(c.cooccurrence.items),
+        "rules": len(rules),
+        "rules_stored": min(len(rules), MAX_STORED_RULES),
+        "evaluation": hits.to_json(),
+    }
+
+
+def _segments(c: Computed) -> list[dict[str, Any]]:
+    """Per segment: customers, share, revenue, and mean CLV and churn risk if known."""
+    out = []
+    a = c.activity
+    for name in rfm.SEGMENTS:
+        inside = c.rfm.segment == name
+        n = int(inside.sum())
+        row: dict[str, Any] = {
+            "segment": name,
+            "customers": n,
+            "share": n / a.size,
+            "revenue": str(quantize(from_storage(int(a.revenue_units[inside].sum())), a.currency)),
+        }
+        for column in ("clv", "churn_risk", "p_alive"):
+            values = c.columns.get(column)
+            row[f"mean_{column}"] = (
+                float(values[inside].mean()) if values is not None and n else None
+            )
+        out.append(row)
+    return out
+
+
+def _money(values: NDArray[np.float64] | None, i: int, currency: str) -> Decimal | None:
+    if values is None:
+        return None
+    return quantize(Decimal(repr(float(values[i]))), currency)
+
+
+def save(*, session: Session, computed: Computed, progress: Progress = _ignore) -> int:
+    """Store ``computed`` as a new run; returns its id."""
+    a, o = computed.activity, computed.options
+    assert o.as_of is not None and o.currency is not None
+    now = utcnow()
+    run = AnalyticsRun(
+        created_at=now,
+        seconds=round(computed.seconds, 3),
+        as_of=o.as_of,
+        period=o.period,
+        currency=o.currency,
+        customers=a.size,
+        parameters=clean(o.to_json()),
+        results=clean(computed.results),
+    )
+    session.add(run)
+    session.flush()
+    cols = computed.columns
+    floats = {
+        name: (cols[name].tolist() if name in cols else None)
+        for name in ("p_alive", "expected_purchases", "purchase_probability", "churn_risk")
+    }
+    cluster = cols["cluster"].tolist() if "cluster" in cols else None
+    total = a.size
+    for start in range(0, total, WRITE_CHUNK):
+        rows = []
+        for i in range(start, min(start + WRITE_CHUNK, total)):
+            rows.append(
+                {
+                    "run_id": run.id,
+                    "customer_id": int(a.customer_id[i]),
+                    "orders": int(a.orders[i]),
+                    "purchase_days": int(a.days[i]),
+                    "first_purchase": from_day_number(int(a.first_day[i])),
+                    "last_purchase": from_day_number(int(a.last_day[i])),
+                    "revenue": from_storage(int(a.revenue_units[i])),
+                    "recency_days": int(a.recency_days[i]),
+                    "r_score": int(computed.rfm.recency[i]),
+                    "f_score": int(computed.rfm.frequency[i]),
+                    "m_score": int(computed.rfm.monetary[i]),
+                    "segment": str(computed.rfm.segment[i]),
+                    "cluster": None if cluster is None else int(cluster[i]),
+                    "expected_spend": _money(cols.get("expected_spend"), i, o.currency),
+                    "clv": _money(cols.get("clv"), i, o.currency),
+                    **{k: (None if v is None else float(v[i])) for k, v in floats.items()},
+                }
+            )
+        session.execute(insert(AnalyticsCustomer), rows)
+        progress("saving", min(start + WRITE_CHUNK, total), total)
+    _save_basket(session, run.id, computed)
+    if computed.model is not None:
+        kind = computed.model.chosen
+        version = (
+            session.scalar(
+                select(func.max(AnalyticsModel.version)).where(AnalyticsModel.kind == kind)
+            )
+            or 0
+        ) + 1
+        session.add(
+            AnalyticsModel(
+                run_id=run.id,
+                kind=kind,
+                version=version,
+                created_at=now,
+                metrics=clean(computed.model.metrics[kind]),
+                model=computed.model.model_bytes(),
+            )
+        )
+        run.results = {**run.results, "churn": {**run.results["churn"], "model_version": version}}
+    session.flush()
+    return run.id
+
+
+def _save_basket(session: Session, run_id: int, computed: Computed) -> None:
+    if computed.rules:
+        session.execute(
+            insert(AnalyticsRule),
+            [
+                {"run_id": run_id, "rank": rank, **clean(rule.to_json())}
+                for rank, rule in enumerate(computed.rules[:MAX_STORED_RULES], start=1)
+            ],
+        )
+    co = computed.cooccurrence
+    if co is None:
+        return
+    session.execute(
+        insert(AnalyticsProduct),
+        [
+            {"run_id": run_id, "product_id": int(item), "baskets": int(n)}
+            for item, n in zip(co.items, co.counts.tolist(), strict=True)
+            if n > 0
+        ],
+    )
+    pairs = co.pairs.tocoo()
+    rows = [
+        {
+            "run_id": run_id,
+            "product_id": int(co.items[i]),
+            "other_id": int(co.items[j]),
+            "baskets": int(n),
+        }
+        for i, j, n in zip(pairs.row.tolist(), pairs.col.tolist(), pairs.data.tolist(), strict=True)
+    ]
+    for start in range(0, len(rows), WRITE_CHUNK):
+        session.execute(insert(AnalyticsPair), rows[start : start + WRITE_CHUNK])
