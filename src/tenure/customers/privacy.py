@@ -12,6 +12,7 @@ naming the fields, never the values; the log never held those values to begin wi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -129,6 +130,9 @@ def erase(*, session: Session, customer_id: int) -> Customer:
     return customer
 
 
+_SETTLE_ATTEMPTS = 20  # about two seconds in all
+
+
 def settle(bind: Engine | Connection) -> None:
     """After an erasure has committed, on SQLite: copy the write-ahead log into the
     database and empty it, so old versions of the erased rows do not linger in the
@@ -139,8 +143,18 @@ def settle(bind: Engine | Connection) -> None:
     try:
         raw = engine.raw_connection()
         try:
-            # Outside any transaction: the connection does not begin one by itself.
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            # Outside any transaction: the connection does not begin one by itself. SQLite
+            # waits (busy timeout) for readers and writers, but answers "busy" at once
+            # while another connection checkpoints (the background checkpointer): then
+            # try again shortly.
+            for attempt in range(_SETTLE_ATTEMPTS):
+                busy = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+                if not busy.fetchone()[0]:
+                    return
+                time.sleep(0.01 * (attempt + 1))
+            log.warning(
+                "the write-ahead log stayed busy after an erasure; a later checkpoint empties it"
+            )
         finally:
             raw.close()
     except Exception:  # the erasure is done; the log is emptied at a later checkpoint
