@@ -39,6 +39,7 @@ AUDITED = {
     "sales_order": "order",
     "user_account": "user",
     "api_key": "api_key",
+    "team": "team",
 }
 # Bookkeeping that changes on its own: not worth an entry.
 IGNORED = frozenset(
