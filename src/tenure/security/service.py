@@ -179,7 +179,7 @@ def list_teams(*, session: Session) -> list[tuple[Team, int]]:
         .outerjoin(members, members.c.team_id == Team.id)
         .order_by(Team.name, Team.id)
     )
-    return [(team, count) for team, count in rows.tuples()]
+    return [(team, count) for team, count in rows]
 
 
 def team_members(*, session: Session, team_id: int) -> list[User]:
