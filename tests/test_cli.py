@@ -156,8 +156,8 @@ def test_users_create_asks_for_the_password_and_users_list_shows_the_user(
     listing = migrated_cli.ok("users", "list")
 
     rows = [line.split("│")[1:-1] for line in listing.splitlines() if line.startswith("│")]
-    assert [[cell.strip() for cell in row][:5] for row in rows] == [
-        [str(user.id), "ann@example.com", "Ann Lee", "sales", "yes"]
+    assert [[cell.strip() for cell in row][:6] for row in rows] == [
+        [str(user.id), "ann@example.com", "Ann Lee", "sales", "-", "yes"]
     ]
 
 

@@ -142,7 +142,9 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
     for route in iter_route_contexts(app.routes):
         original = route.original_route
         path = route.path or getattr(original, "path", "")
-        methods = sorted((route.methods or getattr(original, "methods", None) or {"GET"}) - {"HEAD"})
+        methods = sorted(
+            (route.methods or getattr(original, "methods", None) or {"GET"}) - {"HEAD"}
+        )
         if isinstance(original, APIRoute):
             permissions, signed_in = _guards(route)
         else:  # Starlette routes and mounts (docs, static files): nothing declared
@@ -174,7 +176,7 @@ def test_every_route_declares_a_permission(endpoint: Endpoint) -> None:
 def test_the_allowlists_name_only_routes_that_exist() -> None:
     keys = {e.key for e in ENDPOINTS}
 
-    assert PUBLIC | SIGNED_IN <= keys
+    assert keys >= PUBLIC | SIGNED_IN
 
 
 # --- requests: what each route is sent --------------------------------------------------
@@ -305,12 +307,8 @@ SPECS: dict[str, Spec] = {
     ),
     "POST /orders/preview": Spec(form=lambda t: {"currency": "EUR", **_line(t)}),
     "GET /orders/new/line": Spec(query=lambda t: {"index": "1"}),
-    "GET /orders/new/customers": Spec(
-        query=lambda t: {"customer_q": _prefix(t)}, scoped=True
-    ),
-    "GET /orders/new/customer": Spec(
-        query=lambda t: {"customer_id": str(t.customer)}, scoped=True
-    ),
+    "GET /orders/new/customers": Spec(query=lambda t: {"customer_q": _prefix(t)}, scoped=True),
+    "GET /orders/new/customer": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
     "POST /orders/{order_id}/status": Spec(
         form=lambda t: {"status": "placed", "version": str(t.order_version)}
     ),

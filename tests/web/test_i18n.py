@@ -38,6 +38,7 @@ from tenure.orders.schemas import OrderCreate, OrderStatus
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import Role
+from tenure.security.scope import EVERYTHING
 from tenure.web import i18n
 from tenure.web.messages import localize
 from tests.conftest import MakeUser
@@ -216,6 +217,7 @@ def shop(sessions: sessionmaker[Session], make_user: MakeUser) -> tuple[Customer
     owner = make_user("sales", name="Olga Owner")
     with unit_of_work(sessions) as s:
         customer = customers_service.create(
+            scope=EVERYTHING,
             session=s,
             data=CustomerCreate(name="Ada Lovelace", lifecycle_stage=LifecycleStage.CUSTOMER),
             actor=owner,
@@ -228,6 +230,7 @@ def shop(sessions: sessionmaker[Session], make_user: MakeUser) -> tuple[Customer
             ),
         )
         order = orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {
@@ -274,6 +277,7 @@ def test_the_dashboard_in_chinese(
     customer, product, _order = shop
     with unit_of_work(sessions) as s:  # revenue this month: ¥2,598.00
         orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {

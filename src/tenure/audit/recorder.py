@@ -296,6 +296,8 @@ def _fields(state: InstanceState[Any]) -> Iterable[tuple[str, Any]]:
     for prop in state.mapper.iterate_properties:
         if prop.key in IGNORED or prop.key.startswith("_"):
             continue
+        if isinstance(prop, RelationshipProperty) and not prop.uselist:
+            continue  # a reference (a user's team): its key column says what changed
         yield prop.key, prop
 
 
