@@ -292,7 +292,8 @@ def change_team(
         except InvalidInput:
             parsed = None
     if parsed is None:
-        errors = {"team_id": gettext_for(request)("Choose one of the teams.")}
+        _ = gettext_for(request)
+        errors = {"team_id": _("Choose one of the teams.")}
         return _user_page(request, session, target=target, errors=errors, status_code=422)
     return _after_change(actor, target, "team")
 
@@ -520,8 +521,9 @@ def delete_team(
         with session.begin_nested():
             service.delete_team(session=session, team=team)
     except service.TeamNotEmpty:
-        problem = gettext_for(request)(
-            "Users are still in the team %(name)s. Move them to another team first."
-        ) % {"name": team.name}
+        _ = gettext_for(request)
+        problem = _("Users are still in the team %(name)s. Move them to another team first.") % {
+            "name": team.name
+        }
         return _teams_page(request, session, problem=problem, status_code=409)
     return RedirectResponse("/admin/teams?saved=deleted", status_code=303)
