@@ -654,5 +654,5 @@ def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: 
         assert not _refused(r), f"{r.status_code} {r.headers.get('location', '')} {r.text[:300]}"
     if case.variant == "out":
         assert MARKER not in r.text, "a record out of scope was shown"
-        for link in (f'/customers/{target.customer}"', f'/orders/{target.order}"'):
+        for link in (f'href="/customers/{target.customer}"', f'href="/orders/{target.order}"'):
             assert link not in r.text, f"a record out of scope was linked: {link}"
