@@ -156,8 +156,8 @@ def test_users_create_asks_for_the_password_and_users_list_shows_the_user(
     listing = migrated_cli.ok("users", "list")
 
     rows = [line.split("│")[1:-1] for line in listing.splitlines() if line.startswith("│")]
-    assert [[cell.strip() for cell in row][:5] for row in rows] == [
-        [str(user.id), "ann@example.com", "Ann Lee", "sales", "yes"]
+    assert [[cell.strip() for cell in row][:6] for row in rows] == [
+        [str(user.id), "ann@example.com", "Ann Lee", "sales", "-", "yes"]
     ]
 
 
@@ -168,6 +168,32 @@ def test_users_set_role_changes_the_role(migrated_cli: Cli) -> None:
 
     assert out == "ann@example.com is now manager.\n"
     assert migrated_cli.user("ann@example.com").role == "manager"
+
+
+def test_teams_create_and_users_set_team_put_a_user_in_a_team_and_out(migrated_cli: Cli) -> None:
+    migrated_cli.make_user("ann@example.com")
+
+    assert migrated_cli.ok("teams", "create", "North").startswith("Created team ")
+    assert migrated_cli.ok("users", "set-team", "ann@example.com", "north") == (
+        "ann@example.com is now in team north.\n"
+    )
+    assert migrated_cli.user("ann@example.com").team_id is not None
+    listing = migrated_cli.ok("teams", "list")
+    rows = [line.split("│")[1:-1] for line in listing.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row][1:] for row in rows] == [["North", "1"]]
+
+    migrated_cli.ok("users", "set-team", "ann@example.com")
+    assert migrated_cli.user("ann@example.com").team_id is None
+
+
+def test_users_set_team_refuses_an_unknown_team(migrated_cli: Cli) -> None:
+    migrated_cli.make_user("ann@example.com")
+
+    result = migrated_cli.run("users", "set-team", "ann@example.com", "Nowhere")
+
+    assert result.returncode == 1
+    assert "There is no team Nowhere" in result.stderr
+    assert migrated_cli.user("ann@example.com").team_id is None
 
 
 def test_users_disable_stops_the_user_signing_in(migrated_cli: Cli) -> None:

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from tenure import __version__
 from tenure.analytics.cli import app as analytics_app
@@ -31,13 +32,16 @@ from tenure.observability.cli import app as logs_app
 from tenure.ops import commands as ops_commands
 from tenure.ops import migrate
 from tenure.security import service as security_service
+from tenure.security.models import Team
 from tenure.security.permissions import Role
-from tenure.security.schemas import UserCreate
+from tenure.security.schemas import TeamCreate, UserCreate
 
 app = typer.Typer(help="Tenure CRM: set up, serve and operate.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+teams_app = typer.Typer(help="Manage teams (a manager sees their team's customers).")
 app.add_typer(users_app, name="users")
+app.add_typer(teams_app, name="teams")
 app.add_typer(keys_app, name="api-keys")
 ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
@@ -154,24 +158,34 @@ def demo(
     )
 
 
+def _team_named(session: Session, name: str) -> Team:
+    team = security_service.get_team_by_name(session=session, name=name)
+    if team is None:
+        raise _fail(f"There is no team {name}; create it with 'tenure teams create'.")
+    return team
+
+
 @users_app.command("create")
 def users_create(
     email: str,
     name: Annotated[str, typer.Option(help="Display name.")],
     role: Annotated[Role, typer.Option(help="Role.")],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    team: Annotated[str | None, typer.Option(help="The team the user is in (by name).")] = None,
 ) -> None:
     """Create a user."""
     engine = _engine()
     try:
         with unit_of_work(make_sessionmaker(engine)) as session:
-            data = UserCreate(email=email, name=name, password=password, role=role)
+            team_id = _team_named(session, team).id if team else None
+            data = UserCreate(email=email, name=name, password=password, role=role, team_id=team_id)
             user = security_service.create_user(session=session, data=data)
     except ValidationError as exc:
         raise _fail(_invalid(exc)) from None
     except (TenureError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    console.print(f"Created user {user.id} {user.email} ({user.role}).")
+    in_team = f", team {team}" if team else ""
+    console.print(f"Created user {user.id} {user.email} ({user.role}{in_team}).")
 
 
 @users_app.command("list")
@@ -179,10 +193,12 @@ def users_list() -> None:
     """List users."""
     engine = _engine()
     with unit_of_work(make_sessionmaker(engine), write=False) as session:
-        table = Table("id", "email", "name", "role", "active", "last login")
+        table = Table("id", "email", "name", "role", "team", "active", "last login")
         for u in security_service.list_users(session=session):
             last = u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-"
-            table.add_row(str(u.id), u.email, u.name, u.role, "yes" if u.is_active else "no", last)
+            team = u.team.name if u.team else "-"
+            active = "yes" if u.is_active else "no"
+            table.add_row(str(u.id), u.email, u.name, u.role, team, active, last)
     console.print(table)
 
 
@@ -196,6 +212,47 @@ def users_set_role(email: str, role: Role) -> None:
             raise _fail(f"There is no user {email}.")
         security_service.set_role(session=session, user=user, role=role)
     console.print(f"{email} is now {role.value}.")
+
+
+@users_app.command("set-team")
+def users_set_team(
+    email: str,
+    team: Annotated[str | None, typer.Argument(help="The team's name; leave out for none.")] = None,
+) -> None:
+    """Put a user in a team, or (without a team) in none."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        user = security_service.get_user_by_email(session=session, email=email)
+        if user is None:
+            raise _fail(f"There is no user {email}.")
+        team_id = _team_named(session, team).id if team else None
+        security_service.set_team(session=session, user=user, team_id=team_id)
+    console.print(f"{email} is now in team {team}." if team else f"{email} is in no team now.")
+
+
+@teams_app.command("list")
+def teams_list() -> None:
+    """List teams and how many users are in each."""
+    engine = _engine()
+    with unit_of_work(make_sessionmaker(engine), write=False) as session:
+        table = Table("id", "name", "members")
+        for team, members in security_service.list_teams(session=session):
+            table.add_row(str(team.id), team.name, str(members))
+    console.print(table)
+
+
+@teams_app.command("create")
+def teams_create(name: str) -> None:
+    """Create a team."""
+    engine = _engine()
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            team = security_service.create_team(session=session, data=TeamCreate(name=name))
+    except ValidationError as exc:
+        raise _fail(_invalid(exc)) from None
+    except TenureError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"Created team {team.id} {team.name}.")
 
 
 @users_app.command("disable")

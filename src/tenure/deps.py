@@ -19,7 +19,8 @@ from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tenure.core.routing import INLINE, WRITER, PlacedRoute, run_db
 from tenure.db import unit_of_work
 from tenure.security import service as security_service
-from tenure.security.permissions import has_permission
+from tenure.security.permissions import Scope, has_permission, scope_of
+from tenure.security.scope import RecordScope
 from tenure.security.service import Principal
 
 log = logging.getLogger("tenure")
@@ -115,11 +116,31 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     # async: no I/O here, so FastAPI runs it inline instead of in the thread pool.
     async def check(principal: PrincipalDep) -> Principal:
         if not has_permission(principal.role, permission):
-            raise PermissionDenied(f"Your role ({principal.role}) lacks '{permission}'.")
+            raise PermissionDenied(
+                f"Your role ({principal.role}) lacks '{permission}'.", permission=permission
+            )
         return principal
 
     check.permission = permission  # type: ignore[attr-defined]  # read by route audits
     return check
+
+
+async def get_scope(principal: PrincipalDep, session: SessionDep) -> RecordScope:
+    """The customers (and orders) the caller reaches; only a team scope asks the database."""
+    if scope_of(principal.role) is not Scope.TEAM:
+        return security_service.scope_for(
+            session=session, user_id=principal.user_id, role=principal.role
+        )
+    return await run_db(
+        session,
+        security_service.scope_for,
+        session=session,
+        user_id=principal.user_id,
+        role=principal.role,
+    )
+
+
+ScopeDep = Annotated[RecordScope, Depends(get_scope)]
 
 
 @dataclass(frozen=True)

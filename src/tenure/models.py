@@ -15,7 +15,7 @@ from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
-from tenure.security.models import AccessToken, ApiKey, LoginThrottle, User
+from tenure.security.models import AccessToken, ApiKey, LoginThrottle, Team, User
 
 metadata = Base.metadata
 
@@ -39,6 +39,7 @@ __all__ = [
     "OrderLine",
     "Product",
     "RevenueDay",
+    "Team",
     "User",
     "metadata",
 ]

@@ -196,6 +196,8 @@ def test_a_refused_request_is_recorded_and_changes_nothing_else(
         "reason": "Your role (marketing) lacks 'customers:write'.",
         "method": "POST",
         "path": "/api/v1/customers",
+        "route": "/api/v1/customers",
+        "permission": "customers:write",
     }
 
 

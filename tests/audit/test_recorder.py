@@ -25,6 +25,7 @@ from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserUpdate
+from tenure.security.scope import EVERYTHING
 from tests.audit.conftest import Entries
 from tests.conftest import MakeUser
 
@@ -56,7 +57,10 @@ def work(sessions: sessionmaker[Session], actor: User) -> Iterator[sessionmaker[
 def _customer(work: sessionmaker[Session], actor: User, **fields: object) -> Customer:
     with unit_of_work(work) as s:
         return customers_service.create(
-            session=s, data=CustomerCreate.model_validate({"name": "Ada", **fields}), actor=actor
+            scope=EVERYTHING,
+            session=s,
+            data=CustomerCreate.model_validate({"name": "Ada", **fields}),
+            actor=actor,
         )
 
 
@@ -103,7 +107,7 @@ def test_an_update_records_only_the_fields_that_changed_old_and_new(
     customer = _customer(work, actor, email="ada@example.com", tags=["vip"])
 
     with unit_of_work(work) as s:
-        found = customers_service.get(session=s, customer_id=customer.id)
+        found = customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id)
         data = CustomerUpdate(
             name="Ada Lovelace",
             email="ada@lovelace.org",
@@ -112,7 +116,7 @@ def test_an_update_records_only_the_fields_that_changed_old_and_new(
             lifecycle_stage="customer",
             source="fair",
         )
-        customers_service.update(session=s, customer=found, data=data)
+        customers_service.update(scope=EVERYTHING, session=s, customer=found, data=data)
 
     [entry] = entries(action="customer.updated")
     assert entry.changes == {
@@ -130,9 +134,12 @@ def test_no_value_of_a_sensitive_field_reaches_the_log(
 ) -> None:
     customer = _customer(work, actor, email="ada@example.com", phone="+44 20 7946 0958")
     with unit_of_work(work) as s:
-        found = customers_service.get(session=s, customer_id=customer.id)
+        found = customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id)
         customers_service.update(
-            session=s, customer=found, data=CustomerUpdate(email=None, phone="+49 30 1234567")
+            scope=EVERYTHING,
+            session=s,
+            customer=found,
+            data=CustomerUpdate(email=None, phone="+49 30 1234567"),
         )
 
     text = repr([(e.changes, e.details) for e in entries()])
@@ -146,10 +153,11 @@ def test_trash_and_restore_are_their_own_actions(
     customer = _customer(work, actor)
     with unit_of_work(work) as s:
         customers_service.trash(
-            session=s, customer=customers_service.get(session=s, customer_id=customer.id)
+            session=s,
+            customer=customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id),
         )
     with unit_of_work(work) as s:
-        customers_service.restore(session=s, customer_id=customer.id)
+        customers_service.restore(scope=EVERYTHING, session=s, customer_id=customer.id)
 
     log = entries(entity_type="customer")
     assert [e.action for e in log] == ["customer.created", "customer.trashed", "customer.restored"]
@@ -162,7 +170,7 @@ def test_a_hard_delete_records_the_values_removed(
 ) -> None:
     customer = _customer(work, actor, source="fair")
     with unit_of_work(work) as s:
-        s.delete(customers_service.get(session=s, customer_id=customer.id))
+        s.delete(customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id))
 
     [entry] = entries(action="customer.deleted")
     assert entry.entity_id == str(customer.id)
@@ -201,13 +209,14 @@ def test_orders_are_recorded_with_their_lines_and_status_changes(
             session=s, data=ProductCreate(sku="P-1", name="Pen", unit_price=Decimal("2.50"))
         )
         order = orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate(
                 customer_id=customer.id, lines=[OrderLineIn(product_id=product.id, quantity=2)]
             ),
         )
     with unit_of_work(work) as s:
-        found = orders_service.get(session=s, order_id=order.id)
+        found = orders_service.get(scope=EVERYTHING, session=s, order_id=order.id)
         orders_service.update(session=s, order=found, data=OrderUpdate(status=OrderStatus.PLACED))
 
     created, updated = entries(entity_type="order")
@@ -265,7 +274,9 @@ def test_work_that_rolls_back_leaves_no_entry(
     before = [e.seq for e in entries()]
 
     with pytest.raises(RuntimeError), unit_of_work(work) as s:
-        customers_service.create(session=s, data=CustomerCreate(name="Gone"), actor=actor)
+        customers_service.create(
+            scope=EVERYTHING, session=s, data=CustomerCreate(name="Gone"), actor=actor
+        )
         raise RuntimeError("the request failed after the flush")
 
     assert [e.seq for e in entries()] == before
@@ -275,16 +286,22 @@ def test_a_savepoint_rolled_back_takes_its_entries_with_it(
     work: sessionmaker[Session], actor: User, entries: Entries
 ) -> None:
     with unit_of_work(work) as s:
-        customers_service.create(session=s, data=CustomerCreate(name="Kept"), actor=actor)
+        customers_service.create(
+            scope=EVERYTHING, session=s, data=CustomerCreate(name="Kept"), actor=actor
+        )
         with pytest.raises(RuntimeError), s.begin_nested():
-            customers_service.create(session=s, data=CustomerCreate(name="Undone"), actor=actor)
+            customers_service.create(
+                scope=EVERYTHING, session=s, data=CustomerCreate(name="Undone"), actor=actor
+            )
             raise RuntimeError("refused")
         with s.begin_nested():
-            customers_service.create(session=s, data=CustomerCreate(name="Also kept"), actor=actor)
+            customers_service.create(
+                scope=EVERYTHING, session=s, data=CustomerCreate(name="Also kept"), actor=actor
+            )
 
     kept = [int(e.entity_id or 0) for e in entries(action="customer.created")]
     with work() as s:
-        names = customers_service.names(session=s, customer_ids=set(kept))
+        names = customers_service.names(scope=EVERYTHING, session=s, customer_ids=set(kept))
     assert [names.get(i) for i in kept] == ["Kept", "Also kept"]
 
 
@@ -292,7 +309,9 @@ def test_a_durable_entry_is_kept_when_the_work_rolls_back(
     work: sessionmaker[Session], actor: User, entries: Entries
 ) -> None:
     with pytest.raises(RuntimeError), unit_of_work(work) as s:
-        customers_service.create(session=s, data=CustomerCreate(name="Gone"), actor=actor)
+        customers_service.create(
+            scope=EVERYTHING, session=s, data=CustomerCreate(name="Gone"), actor=actor
+        )
         audit_service.access_denied(
             session=s, code="permission-denied", reason="no", method="POST", path="/x"
         )
@@ -347,8 +366,9 @@ def test_history_for_lists_one_records_entries_newest_first(
     other = _customer(work, actor)
     for stage in ("prospect", "customer"):
         with unit_of_work(work) as s:
-            found = customers_service.get(session=s, customer_id=customer.id)
+            found = customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id)
             customers_service.update(
+                scope=EVERYTHING,
                 session=s,
                 customer=found,
                 data=CustomerUpdate.model_validate({"lifecycle_stage": stage}),

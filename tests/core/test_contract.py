@@ -139,7 +139,7 @@ def test_a_stale_if_match_is_refused_and_the_first_change_stands(
     world: World, login: Login, resource: str
 ) -> None:
     url = f"/api/v1/{resource}/{_record_id(world, resource)}"
-    alice, bob = login("manager"), login("manager")
+    alice, bob = login("admin"), login("admin")
     first_change, second_change, field = CHANGES[resource]
     alice_tag = world.client.get(url, headers=alice).headers["etag"]
     bob_tag = world.client.get(url, headers=bob).headers["etag"]
@@ -232,7 +232,7 @@ def test_different_keys_create_two_orders(world: World, engine: Engine) -> None:
 
 
 def test_a_key_is_not_shared_between_callers(world: World, login: Login, engine: Engine) -> None:
-    other = login("sales")
+    other = login("admin")
     first = world.client.post(
         "/api/v1/orders", json=world.order_body(), headers={**world.headers, "Idempotency-Key": "k"}
     )

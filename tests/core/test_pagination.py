@@ -23,6 +23,7 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
 from tenure.security import passwords
+from tenure.security.scope import EVERYTHING
 
 URL = "/api/v1/customers"
 CROWD = 120
@@ -49,6 +50,7 @@ def crowd(make_user: Any, sessions: sessionmaker[Session]) -> list[tuple[int, st
     with unit_of_work(sessions) as s:
         for i in range(CROWD):
             customer = customers_service.create(
+                scope=EVERYTHING,
                 session=s,
                 data=CustomerCreate(name=f"Customer {(i * 37) % 40:02d}", source=f"s{i % 3}"),
                 actor=owner,

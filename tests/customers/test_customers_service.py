@@ -19,6 +19,7 @@ from tenure.customers.schemas import CustomerCreate, CustomerUpdate
 from tenure.db import unit_of_work
 from tenure.security import passwords
 from tenure.security.models import User
+from tenure.security.scope import EVERYTHING
 
 Sessions = sessionmaker[Session]
 
@@ -39,19 +40,26 @@ def owner(make_user: Callable[..., User]) -> User:
 def _create(sessions: Sessions, actor: User, **fields: Any) -> Customer:
     with unit_of_work(sessions) as s:
         return customers_service.create(
-            session=s, data=CustomerCreate(**{"name": "Ada Lovelace", **fields}), actor=actor
+            scope=EVERYTHING,
+            session=s,
+            data=CustomerCreate(**{"name": "Ada Lovelace", **fields}),
+            actor=actor,
         )
 
 
 def _update(sessions: Sessions, customer_id: int, **fields: Any) -> Customer:
     with unit_of_work(sessions) as s:
-        customer = customers_service.get(session=s, customer_id=customer_id)
-        return customers_service.update(session=s, customer=customer, data=CustomerUpdate(**fields))
+        customer = customers_service.get(scope=EVERYTHING, session=s, customer_id=customer_id)
+        return customers_service.update(
+            scope=EVERYTHING, session=s, customer=customer, data=CustomerUpdate(**fields)
+        )
 
 
 def _load(sessions: Sessions, customer_id: int) -> Customer:
     with sessions() as s:
-        return customers_service.get(session=s, customer_id=customer_id, include_trashed=True)
+        return customers_service.get(
+            scope=EVERYTHING, session=s, customer_id=customer_id, include_trashed=True
+        )
 
 
 def _customer_count(sessions: Sessions) -> int:
@@ -263,25 +271,31 @@ def test_a_trashed_customer_is_not_found_until_restored(sessions: Sessions, owne
     customer = _create(sessions, owner)
     with unit_of_work(sessions) as s:
         customers_service.trash(
-            session=s, customer=customers_service.get(session=s, customer_id=customer.id)
+            session=s,
+            customer=customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id),
         )
 
     with sessions() as s, pytest.raises(NotFound):
-        customers_service.get(session=s, customer_id=customer.id)
+        customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id)
     with sessions() as s:
-        assert not customers_service.exists_active(session=s, customer_id=customer.id)
+        assert not customers_service.exists_active(
+            scope=EVERYTHING, session=s, customer_id=customer.id
+        )
 
     with unit_of_work(sessions) as s:
-        customers_service.restore(session=s, customer_id=customer.id)
+        customers_service.restore(scope=EVERYTHING, session=s, customer_id=customer.id)
 
     with sessions() as s:
-        assert customers_service.get(session=s, customer_id=customer.id).deleted_at is None
-        assert customers_service.exists_active(session=s, customer_id=customer.id)
+        assert (
+            customers_service.get(scope=EVERYTHING, session=s, customer_id=customer.id).deleted_at
+            is None
+        )
+        assert customers_service.exists_active(scope=EVERYTHING, session=s, customer_id=customer.id)
 
 
 def test_restoring_an_unknown_customer_raises_not_found(sessions: Sessions) -> None:
     with unit_of_work(sessions) as s, pytest.raises(NotFound):
-        customers_service.restore(session=s, customer_id=999_999)
+        customers_service.restore(scope=EVERYTHING, session=s, customer_id=999_999)
 
 
 # --- search terms --------------------------------------------------------------------------

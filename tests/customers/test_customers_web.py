@@ -24,6 +24,7 @@ from tenure.customers.web import FORM_FIELDS
 from tenure.db import unit_of_work
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate
+from tenure.security.scope import EVERYTHING, RecordScope
 from tests.conftest import MakeUser
 from tests.conftest import web_sign_in as sign_in
 
@@ -38,6 +39,7 @@ def add_customer(sessions: sessionmaker[Session], make_user: MakeUser) -> AddCus
     def add(name: str, **fields: Any) -> Customer:
         with unit_of_work(sessions) as s:
             return customers_service.create(
+                scope=EVERYTHING,
                 session=s,
                 data=CustomerCreate.model_validate({"name": name, **fields}),
                 actor=owner,
@@ -105,7 +107,7 @@ def test_list_shows_customers(
 ) -> None:
     add_customer("Alice Archer")
     add_customer("Bob Baker")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get("/customers")
     assert r.status_code == 200
     assert "<html" in r.text
@@ -118,7 +120,7 @@ def test_search_fragment_returns_name_prefix_matches_for_htmx(
     add_customer("Alice Archer")
     add_customer("Alina Cole")
     add_customer("Bob Baker")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get("/customers?q=ali&lifecycle_stage=&sort=", headers={"HX-Request": "true"})
     assert r.status_code == 200
     assert "<html" not in r.text
@@ -132,7 +134,7 @@ def test_search_without_htmx_renders_the_whole_page_with_matches(
 ) -> None:
     add_customer("Alice Archer")
     add_customer("Bob Baker")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get("/customers?q=Ali")
     assert r.status_code == 200
     assert "<html" in r.text
@@ -144,7 +146,7 @@ def test_search_without_matches_says_what_to_do(
     client: TestClient, make_user: MakeUser, add_customer: AddCustomer
 ) -> None:
     add_customer("Alice Archer")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get("/customers?q=zed", headers={"HX-Request": "true"})
     assert listed_names(r.text) == []
     assert "No customers match “zed”." in r.text
@@ -169,7 +171,7 @@ def test_filters_narrow_the_list(
     add_customer("Carol Customer", lifecycle_stage="customer")
     add_customer("Vera Vip", tags=["vip"])
     add_customer("Larry Lead")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get(f"/customers?{query}")
     assert r.status_code == 200
     assert listed_names(r.text) == expected
@@ -181,7 +183,7 @@ def test_owner_filter_lists_only_that_owners_customers(
     other = make_user("sales", name="Other Owner")
     add_customer("Mine Maybe")
     add_customer("Theirs Surely", owner_id=other.id)
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get(f"/customers?owner_id={other.id}")
     assert listed_names(r.text) == ["Theirs Surely"]
 
@@ -190,7 +192,7 @@ def test_unknown_filter_value_is_refused_not_ignored(
     client: TestClient, make_user: MakeUser, add_customer: AddCustomer
 ) -> None:
     add_customer("Alice Archer")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get("/customers?lifecycle_stage=wizard")
     assert r.status_code == 422
     assert "lifecycle_stage: must be one of lead, prospect, customer, churned" in r.text
@@ -200,7 +202,7 @@ def test_unknown_filter_value_is_refused_not_ignored(
 def test_sort_by_name(client: TestClient, make_user: MakeUser, add_customer: AddCustomer) -> None:
     for name in ("Carol", "alice", "Bob"):
         add_customer(name)
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     assert listed_names(client.get("/customers?sort=name").text) == ["alice", "Bob", "Carol"]
     assert listed_names(client.get("/customers?sort=-name").text) == ["Carol", "Bob", "alice"]
 
@@ -211,7 +213,7 @@ def test_next_page_link_walks_every_page(
     names = [f"Customer {n:02d}" for n in range(5)]
     for name in names:
         add_customer(name)
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     url: str | None = "/customers?sort=name&limit=2"
     pages = []
     while url:
@@ -228,7 +230,7 @@ def test_next_page_link_walks_search_results(
     for n in range(3):
         add_customer(f"Ann {n}")
     add_customer("Bob")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     first = client.get("/customers?q=ann&limit=2", headers={"HX-Request": "true"})
     url = next_link(first.text)
     assert url is not None
@@ -247,7 +249,7 @@ def test_next_page_link_walks_search_results(
 def test_create_with_an_invalid_email_shows_the_message_by_the_field_and_creates_nothing(
     client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     r = client.post("/customers/new", data=customer_form(token, email="not-an-email"))
     assert r.status_code == 422
     assert (
@@ -262,7 +264,7 @@ def test_create_with_an_invalid_email_shows_the_message_by_the_field_and_creates
 def test_create_redirects_to_the_new_customers_page(
     client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:
-    user = make_user("sales")
+    user = make_user("admin")
     token = sign_in(client, user)
     data = customer_form(
         token,
@@ -289,7 +291,7 @@ def test_create_redirects_to_the_new_customers_page(
 def test_create_refused_by_the_service_rerenders_the_form(
     client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     r = client.post("/customers/new", data=customer_form(token, owner_id="987654"))
     assert r.status_code == 422
     assert '<p class="field-error" id="e-owner_id" role="alert">There is no user 987654.</p>' in (
@@ -314,6 +316,7 @@ def test_customer_page_shows_totals_orders_and_timeline(
         )
         orders = [
             orders_service.create(
+                scope=EVERYTHING,
                 session=s,
                 data=OrderCreate.model_validate(
                     {
@@ -330,7 +333,7 @@ def test_customer_page_shows_totals_orders_and_timeline(
                 (3, "draft", 9, {}),  # not a purchase: listed, but not in the figures
             )
         ]
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     r = client.get(f"/customers/{customer.id}")
     assert r.status_code == 200
     assert '<span class="value" data-testid="order-count">2</span>' in r.text
@@ -361,6 +364,7 @@ def test_customer_page_pages_through_orders(
         )
         ids = [
             orders_service.create(
+                scope=EVERYTHING,
                 session=s,
                 data=OrderCreate.model_validate(
                     {
@@ -373,7 +377,7 @@ def test_customer_page_pages_through_orders(
             ).id
             for n in range(25)
         ]
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     first = client.get(f"/customers/{customer.id}")
     older = re.search(r'href="(/customers/\d+\?orders_cursor=[^"]+)"', first.text)
     assert older is not None
@@ -386,7 +390,7 @@ def test_customer_page_pages_through_orders(
 
 
 def test_unknown_customer_is_a_friendly_404_page(client: TestClient, make_user: MakeUser) -> None:
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     for url in ("/customers/999", "/customers/999/edit", "/customers/99999999999999999999999"):
         r = client.get(url)
         assert r.status_code == 404, url
@@ -406,7 +410,7 @@ def test_edit_saves_the_changes(
     sessions: sessionmaker[Session],
 ) -> None:
     customer = add_customer("Old Name", email="old@example.com", tags=["a"])
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     form = client.get(f"/customers/{customer.id}/edit").text
     assert hidden(form, "version") == "1"
     r = client.post(
@@ -427,7 +431,7 @@ def test_edit_with_an_invalid_value_rerenders_and_changes_nothing(
     sessions: sessionmaker[Session],
 ) -> None:
     customer = add_customer("Kept Name", phone="+49 30 1234567")
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     r = client.post(
         f"/customers/{customer.id}/edit",
         data=customer_form(token, name="Changed", phone="call me", version="1"),
@@ -445,9 +449,12 @@ def test_edit_with_an_invalid_value_rerenders_and_changes_nothing(
 
 def _change_elsewhere(sessions: sessionmaker[Session], customer_id: int, **fields: Any) -> None:
     with unit_of_work(sessions) as s:
-        customer = customers_service.get(session=s, customer_id=customer_id)
+        customer = customers_service.get(scope=EVERYTHING, session=s, customer_id=customer_id)
         customers_service.update(
-            session=s, customer=customer, data=CustomerUpdate.model_validate(fields)
+            scope=EVERYTHING,
+            session=s,
+            customer=customer,
+            data=CustomerUpdate.model_validate(fields),
         )
 
 
@@ -458,7 +465,7 @@ def test_edit_conflict_shows_both_versions_and_keeps_the_other_change(
     sessions: sessionmaker[Session],
 ) -> None:
     customer = add_customer("Original", phone="+1 555 0100")
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     version = hidden(client.get(f"/customers/{customer.id}/edit").text, "version")
     _change_elsewhere(sessions, customer.id, name="Their Name")
     r = client.post(
@@ -490,7 +497,7 @@ def test_applying_mine_after_a_conflict_saves_on_top_of_the_new_version(
     sessions: sessionmaker[Session],
 ) -> None:
     customer = add_customer("Original")
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     _change_elsewhere(sessions, customer.id, source="fair")
     conflict = client.post(
         f"/customers/{customer.id}/edit",
@@ -519,11 +526,11 @@ def test_a_change_landing_between_check_and_write_is_a_conflict_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     customer = add_customer("Original")
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
     real_get = customers_service.get_for_update
 
-    def read_then_overtaken(*, session: Session, customer_id: int) -> Customer:
-        found = real_get(session=session, customer_id=customer_id)
+    def read_then_overtaken(*, session: Session, customer_id: int, scope: RecordScope) -> Customer:
+        found = real_get(session=session, customer_id=customer_id, scope=scope)
         # Another writer saves after the version was read, before ours is written.
         session.execute(
             update(Customer.__table__)
@@ -553,7 +560,7 @@ def test_a_post_without_a_valid_csrf_token_is_refused_and_changes_nothing(
     sessions: sessionmaker[Session],
 ) -> None:
     customer = add_customer("Safe")
-    sign_in(client, make_user("sales"))
+    sign_in(client, make_user("admin"))
     created = client.post("/customers/new", data=customer_form("forged"))
     deleted = client.post(f"/customers/{customer.id}/delete", data={"csrf_token": "forged"})
     edited = client.post(
@@ -622,7 +629,7 @@ def test_delete_moves_to_the_trash_and_restore_brings_it_back(
 ) -> None:
     customer = add_customer("Temporary Tim")
     add_customer("Staying Sue")
-    token = sign_in(client, make_user("sales"))
+    token = sign_in(client, make_user("admin"))
 
     r = client.post(
         f"/customers/{customer.id}/delete", data={"csrf_token": token}, follow_redirects=False

@@ -68,8 +68,12 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _person(client: TestClient, headers: Headers, **extra: str) -> dict[str, Any]:
-    r = client.post(URL, json=PERSON, headers={**headers, **extra})
+def _person(
+    client: TestClient, headers: Headers, owner_id: int | None = None, **extra: str
+) -> dict[str, Any]:
+    """A customer made through the API (owned by ``owner_id``, else the caller)."""
+    body = PERSON if owner_id is None else {**PERSON, "owner_id": owner_id}
+    r = client.post(URL, json=body, headers={**headers, **extra})
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -168,8 +172,9 @@ def test_an_export_holds_the_profile_orders_with_lines_and_history(
 def test_each_export_is_recorded_in_the_audit_log_with_who_asked(
     client: TestClient, login: Login, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:
-    cid = _person(client, login(Role.ADMIN))["id"]
     manager = login(Role.MANAGER, email="mia@example.com")
+    mia = client.get("/api/v1/auth/me", headers=manager).json()["id"]
+    cid = _person(client, login(Role.ADMIN), owner_id=mia)["id"]
 
     assert client.get(f"{URL}/{cid}/export", headers=manager).status_code == 200
     assert client.get(f"{URL}/{cid}/export", headers=manager).status_code == 200
@@ -490,8 +495,9 @@ def test_the_360_page_offers_export_and_erase_only_to_roles_allowed_to(
     export: bool,
     erase: bool,
 ) -> None:
-    cid = _person(client, admin)["id"]
-    web_sign_in(client, make_user(role))
+    user = make_user(role)
+    cid = _person(client, admin, owner_id=user.id)["id"]  # in the user's scope
+    web_sign_in(client, user)
 
     page = _page(client, cid)
 
@@ -502,8 +508,9 @@ def test_the_360_page_offers_export_and_erase_only_to_roles_allowed_to(
 def test_the_export_link_downloads_the_json_and_is_recorded(
     client: TestClient, admin: Headers, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:
-    cid = _person(client, admin)["id"]
-    web_sign_in(client, make_user(Role.MANAGER))
+    manager = make_user(Role.MANAGER)
+    cid = _person(client, admin, owner_id=manager.id)["id"]
+    web_sign_in(client, manager)
 
     r = client.get(f"/customers/{cid}/export")
 
@@ -587,10 +594,11 @@ def test_the_360_page_shows_who_changed_what_and_when_with_personal_values_hidde
         "/api/v1/auth/login", json={"email": boss.email, "password": "correct-horse-battery"}
     )
     headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    cid = _person(client, headers)["id"]
+    rep = make_user(Role.SALES)
+    cid = _person(client, headers, owner_id=rep.id)["id"]
     change = {"lifecycle_stage": "churned", "email": "zq@example.net"}
     assert client.patch(f"{URL}/{cid}", json=change, headers=headers).status_code == 200
-    web_sign_in(client, make_user(Role.SALES))
+    web_sign_in(client, rep)
 
     page = _page(client, cid)
 

@@ -20,6 +20,7 @@ from tenure.orders import service as orders_service
 from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate, OrderStatus, OrderUpdate
 from tenure.security.models import User
+from tenure.security.scope import EVERYTHING
 from tests.conftest import PASSWORD
 
 
@@ -37,7 +38,10 @@ def add_customer(
 ) -> Customer:
     with unit_of_work(sessions) as s:
         return customers_service.create(
-            session=s, data=CustomerCreate.model_validate({"name": name, **fields}), actor=actor
+            scope=EVERYTHING,
+            session=s,
+            data=CustomerCreate.model_validate({"name": name, **fields}),
+            actor=actor,
         )
 
 
@@ -64,6 +68,7 @@ def add_order(
 ) -> Order:
     with unit_of_work(sessions) as s:
         return orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {
@@ -79,7 +84,7 @@ def add_order(
 
 def change_status(sessions: sessionmaker[Session], order: Order, status: str) -> None:
     with unit_of_work(sessions) as s:
-        current = orders_service.get(session=s, order_id=order.id)
+        current = orders_service.get(scope=EVERYTHING, session=s, order_id=order.id)
         orders_service.update(
             session=s, order=current, data=OrderUpdate(status=OrderStatus(status))
         )

@@ -128,7 +128,7 @@ def test_an_edit_conflict_is_refused_with_both_versions_shown(
     sessions: sessionmaker[Session],
 ) -> None:
     me = make_user("sales", name="Sam Sales")
-    colleague = make_user("sales", name="Cora Colleague")
+    colleague = make_user("support", name="Cora Colleague")  # reaches every customer
     customer = add_customer(sessions, me, "Linus Torvalds", phone="+1 555 0100")
     sign_in(page, me)
     page.goto(f"/customers/{customer.id}/edit")

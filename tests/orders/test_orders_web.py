@@ -21,6 +21,7 @@ from tenure.orders import service as orders_service
 from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate
 from tenure.security.models import User
+from tenure.security.scope import EVERYTHING
 from tests.conftest import MakeUser
 from tests.conftest import web_sign_in as sign_in
 
@@ -33,7 +34,10 @@ def owner(make_user: MakeUser) -> User:
 def add_customer(sessions: sessionmaker[Session], owner: User, name: str) -> Customer:
     with unit_of_work(sessions) as s:
         return customers_service.create(
-            session=s, data=CustomerCreate(name=name), actor=s.get(User, owner.id) or owner
+            scope=EVERYTHING,
+            session=s,
+            data=CustomerCreate(name=name),
+            actor=s.get(User, owner.id) or owner,
         )
 
 
@@ -50,6 +54,7 @@ def add_order(
 ) -> Order:
     with unit_of_work(sessions) as s:
         return orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {
@@ -68,7 +73,7 @@ def order_count(sessions: sessionmaker[Session]) -> int:
 
 def status_of(sessions: sessionmaker[Session], order_id: int) -> str:
     with sessions() as s:
-        return orders_service.get(session=s, order_id=order_id).status
+        return orders_service.get(scope=EVERYTHING, session=s, order_id=order_id).status
 
 
 def offered_statuses(html: str) -> set[str]:

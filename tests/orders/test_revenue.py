@@ -23,6 +23,7 @@ from tenure.orders import service as orders_service
 from tenure.orders.models import Order, RevenueDay
 from tenure.orders.schemas import OrderCreate, OrderUpdate
 from tenure.security.models import User
+from tenure.security.scope import EVERYTHING
 
 Sessions = sessionmaker[Session]
 MAY = datetime(2026, 5, 1, tzinfo=UTC)
@@ -35,6 +36,7 @@ def customer(sessions: Sessions, make_user: Callable[..., User]) -> Customer:
     owner = make_user("sales")
     with unit_of_work(sessions) as s:
         return customers_service.create(
+            scope=EVERYTHING,
             session=s,
             data=CustomerCreate(name="Ada Lovelace"),
             actor=s.get(User, owner.id) or owner,
@@ -60,12 +62,14 @@ def _order(sessions: Sessions, customer: Customer, lamp: Product, **fields: Any)
         **fields,
     }
     with unit_of_work(sessions) as s:
-        return orders_service.create(session=s, data=OrderCreate.model_validate(data))
+        return orders_service.create(
+            scope=EVERYTHING, session=s, data=OrderCreate.model_validate(data)
+        )
 
 
 def _update(sessions: Sessions, order_id: int, **fields: Any) -> None:
     with unit_of_work(sessions) as s:
-        order = orders_service.get(session=s, order_id=order_id)
+        order = orders_service.get(scope=EVERYTHING, session=s, order_id=order_id)
         orders_service.update(session=s, order=order, data=OrderUpdate.model_validate(fields))
 
 
@@ -123,11 +127,13 @@ def test_status_changes_date_changes_trash_and_restore_move_the_revenue(
     _update(sessions, cancelled.id, status="cancelled")  # no longer counts
     _update(sessions, kept.id, ordered_at="2026-06-15T10:00:00Z")  # moves to June
     with unit_of_work(sessions) as s:
-        orders_service.trash(session=s, order=orders_service.get(session=s, order_id=draft.id))
+        orders_service.trash(
+            session=s, order=orders_service.get(scope=EVERYTHING, session=s, order_id=draft.id)
+        )
     assert _months(sessions) == [{}, {"EUR": Decimal("10.00")}]
 
     with unit_of_work(sessions) as s:
-        orders_service.restore(session=s, order_id=draft.id)
+        orders_service.restore(scope=EVERYTHING, session=s, order_id=draft.id)
     assert _months(sessions) == [{"EUR": Decimal("40.00")}, {"EUR": Decimal("10.00")}]
     assert _months(sessions) == _summed_from_orders(sessions)
 

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
@@ -48,6 +48,7 @@ from tenure.security.permissions import (
     USERS_WRITE,
     Role,
 )
+from tenure.security.scope import EVERYTHING
 
 Headers = dict[str, str]
 Login = Callable[..., Headers]
@@ -215,10 +216,10 @@ def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> 
     owner = make_user("admin")
     with unit_of_work(sessions) as s:
         customer = customers_service.create(
-            session=s, data=CustomerCreate(name="Kept"), actor=owner
+            scope=EVERYTHING, session=s, data=CustomerCreate(name="Kept"), actor=owner
         )
         doomed = customers_service.create(
-            session=s, data=CustomerCreate(name="Doomed"), actor=owner
+            scope=EVERYTHING, session=s, data=CustomerCreate(name="Doomed"), actor=owner
         )
         product = catalog_service.create(
             session=s, data=ProductCreate(sku="OLD-1", name="Old", unit_price="2.50")
@@ -270,6 +271,9 @@ def test_a_role_may_do_exactly_what_its_permissions_allow(
     client: TestClient, login: Login, records: Records, engine: Engine, role: Role
 ) -> None:
     headers = login(role)
+    me = client.get("/api/v1/auth/me", headers=headers).json()["id"]
+    with engine.begin() as conn:  # the records are the caller's own: in every role's scope
+        conn.execute(update(Customer).values(owner_id=me))
 
     observed = {
         perm: (status, changed)

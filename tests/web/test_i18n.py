@@ -38,6 +38,7 @@ from tenure.orders.schemas import OrderCreate, OrderStatus
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import Role
+from tenure.security.scope import EVERYTHING
 from tenure.web import i18n
 from tenure.web.messages import localize
 from tests.conftest import MakeUser
@@ -216,6 +217,7 @@ def shop(sessions: sessionmaker[Session], make_user: MakeUser) -> tuple[Customer
     owner = make_user("sales", name="Olga Owner")
     with unit_of_work(sessions) as s:
         customer = customers_service.create(
+            scope=EVERYTHING,
             session=s,
             data=CustomerCreate(name="Ada Lovelace", lifecycle_stage=LifecycleStage.CUSTOMER),
             actor=owner,
@@ -228,6 +230,7 @@ def shop(sessions: sessionmaker[Session], make_user: MakeUser) -> tuple[Customer
             ),
         )
         order = orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {
@@ -274,6 +277,7 @@ def test_the_dashboard_in_chinese(
     customer, product, _order = shop
     with unit_of_work(sessions) as s:  # revenue this month: ¥2,598.00
         orders_service.create(
+            scope=EVERYTHING,
             session=s,
             data=OrderCreate.model_validate(
                 {
@@ -300,7 +304,7 @@ def test_the_dashboard_in_chinese(
 def test_the_customers_list_in_chinese(
     client: TestClient, chinese_user: Callable[..., User], shop: tuple[Customer, Product, Order]
 ) -> None:
-    sign_in(client, chinese_user("sales"))
+    sign_in(client, chinese_user("admin"))
     page = client.get("/customers").text
     assert "<h1>客户</h1>" in page
     for header in ("名称", "阶段", "负责人", "电子邮箱", "电话", "标签", "创建时间", "更新时间"):
@@ -315,7 +319,7 @@ def test_the_customer_360_page_in_chinese(
     client: TestClient, chinese_user: Callable[..., User], shop: tuple[Customer, Product, Order]
 ) -> None:
     customer, _product, order = shop
-    sign_in(client, chinese_user("sales"))
+    sign_in(client, chinese_user("admin"))
     page = client.get(f"/customers/{customer.id}").text
     for label in ("消费总额", "平均订单金额", "首次和最近订单", "资料", "时间线", "交易记录"):
         assert label in page, label
@@ -346,7 +350,7 @@ def test_the_orders_pages_in_chinese(
     client: TestClient, chinese_user: Callable[..., User], shop: tuple[Customer, Product, Order]
 ) -> None:
     _customer, _product, order = shop
-    sign_in(client, chinese_user("sales"))
+    sign_in(client, chinese_user("admin"))
     listing = client.get("/orders").text
     assert "<h1>订单</h1>" in listing
     assert f'<a href="/orders/{order.id}">订单 #{order.id}</a>' in listing

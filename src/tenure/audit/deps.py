@@ -29,11 +29,14 @@ def request_audit(session: Session, request: Request) -> Iterator[None]:
         yield
     except TenureError as exc:
         if exc.status == 403:
+            route = request.scope.get("route")
             audit_service.access_denied(
                 session=session,
                 code=exc.code,
                 reason=exc.detail,
                 method=request.method,
                 path=request.url.path,
+                route=getattr(route, "path_format", None) or getattr(route, "path", None),
+                permission=getattr(exc, "permission", None),
             )
         raise

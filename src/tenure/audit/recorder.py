@@ -39,6 +39,7 @@ AUDITED = {
     "sales_order": "order",
     "user_account": "user",
     "api_key": "api_key",
+    "team": "team",
 }
 # Bookkeeping that changes on its own: not worth an entry.
 IGNORED = frozenset(
@@ -295,6 +296,8 @@ def _fields(state: InstanceState[Any]) -> Iterable[tuple[str, Any]]:
     for prop in state.mapper.iterate_properties:
         if prop.key in IGNORED or prop.key.startswith("_"):
             continue
+        if isinstance(prop, RelationshipProperty) and not prop.uselist:
+            continue  # a reference (a user's team): its key column says what changed
         yield prop.key, prop
 
 

@@ -85,14 +85,24 @@ def logged_out(*, session: Session, user: User) -> None:
     )
 
 
-def access_denied(*, session: Session, code: str, reason: str, method: str, path: str) -> None:
-    """A request was refused with 403; kept although the request's work is rolled back."""
-    recorder.add(
-        session,
-        action="access.denied",
-        details={"code": code, "reason": reason, "method": method, "path": path},
-        durable=True,
-    )
+def access_denied(
+    *,
+    session: Session,
+    code: str,
+    reason: str,
+    method: str,
+    path: str,
+    route: str | None = None,
+    permission: str | None = None,
+) -> None:
+    """A request was refused with 403; kept although the request's work is rolled back.
+    ``route`` is the matched route's template, ``permission`` the one the caller lacks."""
+    details: dict[str, Any] = {"code": code, "reason": reason, "method": method, "path": path}
+    if route is not None:
+        details["route"] = route
+    if permission is not None:
+        details["permission"] = permission
+    recorder.add(session, action="access.denied", details=details, durable=True)
 
 
 def exported(*, session: Session, entity_type: str, entity_id: int | str) -> None:
@@ -100,6 +110,19 @@ def exported(*, session: Session, entity_type: str, entity_id: int | str) -> Non
     does, in a transaction of its own."""
     recorder.write_now(
         session, action=f"{entity_type}.exported", entity_type=entity_type, entity_id=str(entity_id)
+    )
+
+
+def bulk_exported(
+    *, session: Session, entity_type: str, filters: dict[str, Any], rows: int, format: str
+) -> None:
+    """A list of records left as a file (a CSV export): what was asked for and how many
+    rows went out, never the values. Written at once, in a transaction of its own."""
+    recorder.write_now(
+        session,
+        action="export",
+        entity_type=entity_type,
+        details={"filters": filters, "rows": rows, "format": format},
     )
 
 

@@ -59,6 +59,16 @@ class PermissionDenied(TenureError):
     code = "permission-denied"
     title = "Permission denied"
 
+    def __init__(
+        self,
+        detail: str,
+        *,
+        permission: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail, errors=errors)
+        self.permission = permission  # the one the caller lacks, when it is one
+
 
 class BadCursor(TenureError):
     status = 400

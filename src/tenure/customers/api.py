@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, Query, Response, status
+from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from tenure.core.concurrency import check_if_match, etag
@@ -12,7 +13,7 @@ from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.responses import model_response
 from tenure.core.routing import INLINE, APIRouter
 from tenure.core.schemas import Id
-from tenure.customers import privacy, service
+from tenure.customers import exports, privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import (
     CustomerCreate,
@@ -24,7 +25,7 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
-from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
+from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.permissions import (
@@ -54,16 +55,20 @@ def _detail(session: SessionDep, customer: Customer, response: Response) -> Cust
     )
 
 
+Q = Annotated[
+    str | None,
+    Query(max_length=120, description="Prefix of a word of the name, email or company."),
+]
+
+
 @router.get("", response_model=Page[CustomerRead])
 def list_customers(
     session: SessionDep,
     settings: SettingsDep,
     params: ListParamsDep,
+    scope: ScopeDep,
     _actor: Reader,
-    q: Annotated[
-        str | None,
-        Query(max_length=120, description="Prefix of a word of the name, email or company."),
-    ] = None,
+    q: Q = None,
     lifecycle_stage: LifecycleStage | None = None,
     owner_id: Id | None = None,
     kind: Kind | None = None,
@@ -72,7 +77,8 @@ def list_customers(
     email: str | None = None,
     trashed: Annotated[bool, Query(description="List the trash instead.")] = False,
 ) -> Response:
-    """List, filter and search customers. With ``q`` and no ``sort``, best prefix matches first."""
+    """List, filter and search the customers you reach (your own, your team's or all, by
+    role). With ``q`` and no ``sort``, best prefix matches first."""
     filters = service.CustomerFilter(
         q=q,
         lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None,
@@ -88,6 +94,7 @@ def list_customers(
         found = service.find(
             session=session,
             filters=filters,
+            scope=scope,
             cursor=params.cursor,
             limit=params.limit,
             count_cap=settings.count_cap if params.count else None,
@@ -96,6 +103,7 @@ def list_customers(
     result = service.list_customers(
         session=session,
         filters=filters,
+        scope=scope,
         sort=parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT),
         cursor=params.cursor,
         limit=params.limit,
@@ -106,18 +114,69 @@ def list_customers(
 
 @router.post("", response_model=CustomerDetail, status_code=status.HTTP_201_CREATED)
 def create_customer(
-    body: CustomerCreate, response: Response, session: SessionDep, actor: Writer
+    body: CustomerCreate, response: Response, session: SessionDep, scope: ScopeDep, actor: Writer
 ) -> CustomerDetail:
-    """Create a customer (a person or a company)."""
-    customer = service.create(session=session, data=body, actor=actor.user)
+    """Create a customer (a person or a company), owned by you unless ``owner_id`` says
+    otherwise: a sales rep may give customers only to themselves, a manager to their
+    team (403 ``owner-not-assignable`` otherwise)."""
+    customer = service.create(session=session, data=body, actor=actor.user, scope=scope)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     return _detail(session, customer, response)
 
 
+Exporter = Annotated[Principal, Depends(require(CUSTOMERS_EXPORT))]
+
+
+async def _recording_read(session: SessionDep) -> Session:
+    """A read that writes its audit entry first: that may wait for the write lock, so it
+    runs in the thread pool, never on the event loop (see tenure.core.routing)."""
+    session.info[INLINE] = False
+    return session
+
+
+RecordingSession = Annotated[Session, Depends(_recording_read)]
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The customers, as CSV."}},
+)
+def export_customers(
+    request: Request,
+    session: RecordingSession,
+    scope: ScopeDep,
+    _actor: Exporter,
+    q: Q = None,
+    lifecycle_stage: LifecycleStage | None = None,
+    owner_id: Id | None = None,
+    tag: str | None = None,
+) -> StreamingResponse:
+    """The customers you reach that match the filters (those of the list), as CSV (UTF-8,
+    a header line, one customer a line; newest first, best matches first with ``q``).
+    Each export is recorded in the audit log (``export``: the filters and the row count)
+    before it is sent."""
+    filters = service.CustomerFilter(
+        q=q,
+        lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None,
+        owner_id=owner_id,
+        tag=tag,
+    )
+    exports.record(session=session, filters=filters, scope=scope)
+    return StreamingResponse(
+        exports.lines(sessions=request.app.state.sessions, filters=filters, scope=scope),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="customers.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @router.get("/{customer_id}", response_model=CustomerDetail)
-def get_customer(customer_id: Id, session: SessionDep, _actor: Reader) -> Response:
+def get_customer(customer_id: Id, session: SessionDep, scope: ScopeDep, _actor: Reader) -> Response:
     """One customer with their order summary. ``ETag`` carries the version."""
-    customer = service.read(session=session, customer_id=customer_id)
+    customer = service.read(session=session, customer_id=customer_id, scope=scope)
     totals = orders_service.customer_totals(session=session, customer_id=customer_id)
     detail = CustomerDetail(
         **dict(customer),
@@ -132,22 +191,23 @@ def update_customer(
     body: CustomerUpdate,
     response: Response,
     session: SessionDep,
+    scope: ScopeDep,
     _actor: Writer,
     if_match: IfMatch = None,
 ) -> CustomerDetail:
     """Change the fields sent. Send ``If-Match`` with the ETag you read to avoid overwriting."""
-    customer = service.get(session=session, customer_id=customer_id)
+    customer = service.get(session=session, customer_id=customer_id, scope=scope)
     check_if_match(if_match, customer.version)
-    customer = service.update(session=session, customer=customer, data=body)
+    customer = service.update(session=session, customer=customer, data=body, scope=scope)
     return _detail(session, customer, response)
 
 
 @router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_customer(
-    customer_id: Id, session: SessionDep, _actor: Deleter, if_match: IfMatch = None
+    customer_id: Id, session: SessionDep, scope: ScopeDep, _actor: Deleter, if_match: IfMatch = None
 ) -> Response:
     """Move a customer to the trash (restore with POST .../restore)."""
-    customer = service.get(session=session, customer_id=customer_id)
+    customer = service.get(session=session, customer_id=customer_id, scope=scope)
     check_if_match(if_match, customer.version)
     service.trash(session=session, customer=customer)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -155,10 +215,11 @@ def delete_customer(
 
 @router.post("/{customer_id}/restore", response_model=CustomerDetail)
 def restore_customer(
-    customer_id: Id, response: Response, session: SessionDep, _actor: Deleter
+    customer_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Deleter
 ) -> CustomerDetail:
     """Bring a customer back from the trash."""
-    return _detail(session, service.restore(session=session, customer_id=customer_id), response)
+    customer = service.restore(session=session, customer_id=customer_id, scope=scope)
+    return _detail(session, customer, response)
 
 
 @router.get("/{customer_id}/orders", response_model=Page[OrderRead])
@@ -167,14 +228,16 @@ def customer_orders(
     session: SessionDep,
     settings: SettingsDep,
     params: ListParamsDep,
+    scope: ScopeDep,
     _actor: Reader,
     _orders: OrdersReader,
 ) -> Page[OrderRead]:
     """The customer's transaction record: their orders, newest first by default."""
-    service.get(session=session, customer_id=customer_id)
+    service.get(session=session, customer_id=customer_id, scope=scope)
     result = orders_service.list_orders(
         session=session,
         filters=orders_service.OrderFilter(customer_id=customer_id),
+        scope=scope,
         sort=parse_sort(params.sort, orders_service.SORT_FIELDS, "-ordered_at"),
         cursor=params.cursor,
         limit=params.limit,
@@ -185,29 +248,22 @@ def customer_orders(
 
 # --- privacy rights -------------------------------------------------------------------
 
-Exporter = Annotated[Principal, Depends(require(CUSTOMERS_EXPORT))]
 Eraser = Annotated[Principal, Depends(require(CUSTOMERS_ERASE))]
-
-
-async def _recording_read(session: SessionDep) -> Session:
-    """A read that writes its audit entry first: that may wait for the write lock, so it
-    runs in the thread pool, never on the event loop (see tenure.core.routing)."""
-    session.info[INLINE] = False
-    return session
-
-
-RecordingSession = Annotated[Session, Depends(_recording_read)]
 
 
 @router.get("/{customer_id}/export", response_model=CustomerExport)
 def export_customer(
-    customer_id: Id, response: Response, session: RecordingSession, _actor: Exporter
+    customer_id: Id,
+    response: Response,
+    session: RecordingSession,
+    scope: ScopeDep,
+    _actor: Exporter,
 ) -> CustomerExport:
     """Everything held about the customer (trashed or erased ones too): profile, order
     figures, orders with lines and the audit log's entries about them. Each export is
     recorded in the audit log (``customer.exported``) before it is sent."""
     response.headers["Cache-Control"] = "no-store"
-    return privacy.export(session=session, customer_id=customer_id)
+    return privacy.export(session=session, customer_id=customer_id, scope=scope)
 
 
 @router.post("/{customer_id}/erase", response_model=CustomerDetail)
@@ -215,6 +271,7 @@ def erase_customer(
     customer_id: Id,
     response: Response,
     session: SessionDep,
+    scope: ScopeDep,
     background: BackgroundTasks,
     _actor: Eraser,
 ) -> CustomerDetail:
@@ -222,6 +279,6 @@ def erase_customer(
     by a placeholder; email, phone, address, company, notes, custom attributes, tags,
     search terms and the notes of their orders cleared. Orders and amounts stay. It
     cannot be undone; erasing again changes nothing."""
-    customer = privacy.erase(session=session, customer_id=customer_id)
+    customer = privacy.erase(session=session, customer_id=customer_id, scope=scope)
     background.add_task(privacy.settle, session.get_bind())
     return _detail(session, customer, response)

@@ -35,6 +35,7 @@ from tenure.customers.schemas import (
 )
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
+from tenure.security.scope import RecordScope
 
 log = logging.getLogger("tenure")
 
@@ -53,19 +54,21 @@ ERASED_FIELDS: dict[str, Any] = {
 _MIN_SEARCHED = 3
 
 
-def _find(session: Session, customer_id: int) -> Customer:
-    """A customer by id, the trash included; ``NotFound`` when there is none."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
+def _find(
+    session: Session, customer_id: int, scope: RecordScope, *, for_update: bool = False
+) -> Customer:
+    """A customer by id, the trash included; ``NotFound`` when there is none in ``scope``."""
+    customer = session.get(Customer, customer_id, with_for_update=for_update)
+    if customer is None or not scope.reaches(customer.owner_id):
         raise NotFound(f"There is no customer {customer_id}.")
     return customer
 
 
-def export(*, session: Session, customer_id: int) -> CustomerExport:
+def export(*, session: Session, customer_id: int, scope: RecordScope) -> CustomerExport:
     """Everything held about a customer: profile, order figures, orders with their lines,
     and the audit log's entries about them. The export is recorded in the audit log
     before it is returned."""
-    customer = _find(session, customer_id)
+    customer = _find(session, customer_id, scope)
     orders = orders_service.of_customer(session=session, customer_id=customer.id)
     totals = orders_service.customer_totals(session=session, customer_id=customer.id)
     history = [
@@ -87,12 +90,10 @@ def export(*, session: Session, customer_id: int) -> CustomerExport:
     return document
 
 
-def erase(*, session: Session, customer_id: int) -> Customer:
+def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer:
     """Remove a customer's personal data for good; their orders and amounts stay, linked
     to the anonymous record. Erasing an erased customer changes nothing."""
-    customer = session.get(Customer, customer_id, with_for_update=True)
-    if customer is None:
-        raise NotFound(f"There is no customer {customer_id}.")
+    customer = _find(session, customer_id, scope, for_update=True)
     if customer.erased_at is not None:
         return customer
     held = _values(customer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Integer,
+    Select,
     and_,
     bindparam,
     delete,
@@ -21,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from tenure.core.errors import BadCursor, InvalidInput, NotFound, field_error
+from tenure.core.errors import BadCursor, InvalidInput, NotFound, PermissionDenied, field_error
 from tenure.core.pagination import (
     AnySelect,
     Slice,
@@ -39,6 +41,7 @@ from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from tenure.db import Prepared
 from tenure.security.models import User
+from tenure.security.scope import RecordScope
 
 SORT_FIELDS = (
     SortField("id", Customer.id, int),
@@ -61,11 +64,34 @@ class CustomerFilter:
     trashed: bool = False
 
 
-def get(*, session: Session, customer_id: int, include_trashed: bool = False) -> Customer:
-    """A customer by id; ``NotFound`` when missing or in the trash."""
-    customer = session.get(Customer, customer_id)
-    if customer is None or (customer.deleted_at is not None and not include_trashed):
-        raise NotFound(f"There is no customer {customer_id}.")
+class OwnerNotAssignable(PermissionDenied):
+    """Refused: the caller may not give a customer to that owner."""
+
+    code = "owner-not-assignable"
+    title = "You cannot assign customers to that owner"
+
+
+def _not_found(customer_id: int) -> NotFound:
+    return NotFound(f"There is no customer {customer_id}.")
+
+
+def _visible(
+    customer: Customer | None, scope: RecordScope, include_trashed: bool
+) -> Customer | None:
+    if customer is None or not scope.reaches(customer.owner_id):
+        return None  # out of scope: as if it did not exist
+    if customer.deleted_at is not None and not include_trashed:
+        return None
+    return customer
+
+
+def get(
+    *, session: Session, customer_id: int, scope: RecordScope, include_trashed: bool = False
+) -> Customer:
+    """A customer by id; ``NotFound`` when missing, in the trash or out of ``scope``."""
+    customer = _visible(session.get(Customer, customer_id), scope, include_trashed)
+    if customer is None:
+        raise _not_found(customer_id)
     return customer
 
 
@@ -83,33 +109,68 @@ _READ_TAGS = Prepared(
 )
 
 
-def read(*, session: Session, customer_id: int) -> CustomerRead:
-    """A customer by id as the API shows it; ``NotFound`` when missing or in the trash.
+def read(*, session: Session, customer_id: int, scope: RecordScope) -> CustomerRead:
+    """A customer by id as the API shows it; ``NotFound`` when missing, in the trash or
+    out of ``scope``.
 
     The record ``get`` loads, read without making ORM objects: the cheap way to answer
     the most frequent request."""
     row = _READ_ROW.first(session, customer_id=customer_id)
     if row is None:
-        raise NotFound(f"There is no customer {customer_id}.")
+        raise _not_found(customer_id)
+    values = dict(zip(_READ_ROW.keys, row, strict=True))
+    if not scope.reaches(values["owner_id"]):
+        raise _not_found(customer_id)
     tags = [tag for (tag,) in _READ_TAGS.all(session, customer_id=customer_id)]
-    return CustomerRead.model_validate(
-        {**dict(zip(_READ_ROW.keys, row, strict=True)), "tags": tags}
-    )
+    return CustomerRead.model_validate({**values, "tags": tags})
 
 
 _ACTIVE = Prepared(
-    select(_CUSTOMER.c.id).where(
+    select(_CUSTOMER.c.owner_id).where(
         _CUSTOMER.c.id == bindparam("customer_id"), _CUSTOMER.c.deleted_at.is_(None)
     )
 )
 
 
-def exists_active(*, session: Session, customer_id: int) -> bool:
-    """Whether a customer exists and is not in the trash."""
-    return _ACTIVE.first(session, customer_id=customer_id) is not None
+def exists_active(*, session: Session, customer_id: int, scope: RecordScope) -> bool:
+    """Whether a customer exists, is not in the trash and is in ``scope``."""
+    row = _ACTIVE.first(session, customer_id=customer_id)
+    return row is not None and scope.reaches(row[0])
 
 
-def _check_owner(session: Session, owner_id: int | None) -> None:
+_OWNER = Prepared(select(_CUSTOMER.c.owner_id).where(_CUSTOMER.c.id == bindparam("customer_id")))
+
+
+def reaches(*, session: Session, customer_id: int, scope: RecordScope) -> bool:
+    """Whether the customer (in the trash or not) is in ``scope``: their orders are."""
+    if scope.owners is None:
+        return True
+    row = _OWNER.first(session, customer_id=customer_id)
+    return row is not None and scope.reaches(row[0])
+
+
+def in_scope(scope: RecordScope) -> Select[Any] | None:
+    """The ids of the customers in ``scope``, as a subquery for other domains' lists
+    (None: every customer, no condition needed)."""
+    if scope.owners is None:
+        return None
+    return select(Customer.id).where(_owned_by(scope.owners))
+
+
+def _owned_by(owners: frozenset[int]) -> ColumnElement[bool]:
+    if len(owners) == 1:
+        return Customer.owner_id == next(iter(owners))
+    return Customer.owner_id.in_(sorted(owners))
+
+
+def _check_owner(session: Session, owner_id: int | None, scope: RecordScope) -> None:
+    if not scope.may_assign(owner_id):
+        msg = (
+            "You can assign customers only to yourself."
+            if scope.owners is not None and len(scope.owners) == 1
+            else "You can assign customers only to members of your team."
+        )
+        raise OwnerNotAssignable(msg, errors=[{"loc": ["body", "owner_id"], "msg": msg}])
     if owner_id is not None and session.get(User, owner_id) is None:
         raise field_error("owner_id", f"There is no user {owner_id}.")
 
@@ -129,10 +190,11 @@ def _set_tags(customer: Customer, tags: Sequence[str]) -> None:
     customer.tag_rows = [current.get(tag) or CustomerTag(tag=tag) for tag in tags]
 
 
-def create(*, session: Session, data: CustomerCreate, actor: User) -> Customer:
-    """A new customer, owned by ``data.owner_id`` or else by the actor."""
+def create(*, session: Session, data: CustomerCreate, actor: User, scope: RecordScope) -> Customer:
+    """A new customer, owned by ``data.owner_id`` or else by the actor; the owner must be
+    someone the actor may assign customers to (``scope``)."""
     owner_id = data.owner_id if data.owner_id is not None else actor.id
-    _check_owner(session, owner_id)
+    _check_owner(session, owner_id, scope)
     customer = Customer(
         kind=data.kind.value,
         name=data.name,
@@ -155,16 +217,19 @@ def create(*, session: Session, data: CustomerCreate, actor: User) -> Customer:
     return customer
 
 
-def update(*, session: Session, customer: Customer, data: CustomerUpdate) -> Customer:
-    """Apply the fields that were sent; the version check guards against lost updates."""
+def update(
+    *, session: Session, customer: Customer, data: CustomerUpdate, scope: RecordScope
+) -> Customer:
+    """Apply the fields that were sent; the version check guards against lost updates.
+    A new owner must be someone the caller may assign customers to (``scope``)."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
         raise field_error("name", "A customer must have a name.")
     for required in ("kind", "lifecycle_stage"):
         if required in changes and changes[required] is None:
             raise field_error(required, f"{required} cannot be null.")
-    if "owner_id" in changes:
-        _check_owner(session, changes["owner_id"])
+    if "owner_id" in changes and changes["owner_id"] != customer.owner_id:
+        _check_owner(session, changes["owner_id"], scope)
     kind = changes.get("kind", customer.kind)
     company = changes.get("company_name", customer.company_name)
     if kind == "company" and company:
@@ -194,19 +259,21 @@ def trash(*, session: Session, customer: Customer) -> Customer:
     return customer
 
 
-def restore(*, session: Session, customer_id: int) -> Customer:
+def restore(*, session: Session, customer_id: int, scope: RecordScope) -> Customer:
     """Bring a customer back from the trash."""
-    customer = get(session=session, customer_id=customer_id, include_trashed=True)
+    customer = get(session=session, customer_id=customer_id, scope=scope, include_trashed=True)
     if customer.deleted_at is not None:
         customer.deleted_at = None
         session.flush()
     return customer
 
 
-def _filtered(stmt: AnySelect, f: CustomerFilter) -> AnySelect:
+def _filtered(stmt: AnySelect, f: CustomerFilter, scope: RecordScope | None) -> AnySelect:
     stmt = stmt.where(
         Customer.deleted_at.is_not(None) if f.trashed else Customer.deleted_at.is_(None)
     )
+    if scope is not None and scope.owners is not None:
+        stmt = stmt.where(_owned_by(scope.owners))
     if f.lifecycle_stage:
         stmt = stmt.where(Customer.lifecycle_stage == f.lifecycle_stage)
     if f.owner_id is not None:
@@ -236,16 +303,18 @@ def list_customers(
     *,
     session: Session,
     filters: CustomerFilter,
+    scope: RecordScope,
     sort: Sort | None,
     cursor: str | None,
     limit: int,
     count_cap: int | None = None,
 ) -> Slice[Customer]:
-    """A page of customers. With ``q`` and no explicit sort, matches come in term order."""
+    """A page of the customers in ``scope``. With ``q`` and no explicit sort, matches come
+    in term order."""
     if filters.q is not None and sort is None:
-        return _search_page(session, filters, cursor, limit, count_cap)
+        return _search_page(session, filters, scope, cursor, limit, count_cap)
     sort = sort or parse_sort(None, SORT_FIELDS, DEFAULT_SORT)
-    stmt = _filtered(select(Customer), filters)
+    stmt = _filtered(select(Customer), filters, scope)
     if filters.q is not None:
         lo, hi = _term_range(filters.q)
         stmt = stmt.where(
@@ -272,6 +341,7 @@ _EARLIER = _TERM.alias("earlier")
 
 def _search_statement(
     filters: CustomerFilter,
+    scope: RecordScope | None,
     *,
     lo: str | None = None,
     hi: str | None = None,
@@ -297,6 +367,7 @@ def _search_statement(
             )
         ),
         filters,
+        scope,
     )
     if after is not None:
         bound = tuple_(
@@ -322,16 +393,20 @@ def _search_after(cursor: str | None) -> tuple[str | None, int | None] | None:
 
 
 def _search_query(
-    filters: CustomerFilter, cursor: str | None, count_cap: int | None, session: Session
+    filters: CustomerFilter,
+    scope: RecordScope,
+    cursor: str | None,
+    count_cap: int | None,
+    session: Session,
 ) -> tuple[AnySelect, tuple[int, bool] | None]:
     """The statement of a search page (without its limit) and the capped total if asked."""
     assert filters.q is not None
     lo, hi = _term_range(filters.q)
     total = None
     if count_cap:
-        every = _search_statement(filters, lo=lo, hi=hi, after=None)
+        every = _search_statement(filters, scope, lo=lo, hi=hi, after=None)
         total = capped_count(session, every.with_only_columns(_TERM.c.customer_id), count_cap)
-    return _search_statement(filters, lo=lo, hi=hi, after=_search_after(cursor)), total
+    return _search_statement(filters, scope, lo=lo, hi=hi, after=_search_after(cursor)), total
 
 
 def _search_cursor(rows: Sequence[Any], limit: int) -> str | None:
@@ -342,9 +417,14 @@ def _search_cursor(rows: Sequence[Any], limit: int) -> str | None:
 
 
 def _search_page(
-    session: Session, filters: CustomerFilter, cursor: str | None, limit: int, count_cap: int | None
+    session: Session,
+    filters: CustomerFilter,
+    scope: RecordScope,
+    cursor: str | None,
+    limit: int,
+    count_cap: int | None,
 ) -> Slice[Customer]:
-    stmt, total = _search_query(filters, cursor, count_cap, session)
+    stmt, total = _search_query(filters, scope, cursor, count_cap, session)
     rows = session.connection().execute(stmt.limit(limit + 1)).all()
     ids = [customer_id for _term, customer_id in rows[:limit]]
     found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
@@ -353,7 +433,7 @@ def _search_page(
 
 
 def _plain_search(*, paged: bool) -> Prepared:
-    stmt = _search_statement(CustomerFilter(), after=(None, None) if paged else None)
+    stmt = _search_statement(CustomerFilter(), None, after=(None, None) if paged else None)
     return Prepared(stmt.add_columns(*_CUSTOMER.c).limit(bindparam("limit", type_=Integer())))
 
 
@@ -390,14 +470,16 @@ def find(
     *,
     session: Session,
     filters: CustomerFilter,
+    scope: RecordScope,
     cursor: str | None,
     limit: int,
     count_cap: int | None = None,
 ) -> Slice[CustomerRead]:
-    """Customers whose name, email or company has a word starting with ``filters.q``, best
-    matches (in term order) first, as the API shows them; each customer once."""
+    """Customers in ``scope`` whose name, email or company has a word starting with
+    ``filters.q``, best matches (in term order) first, as the API shows them; each
+    customer once."""
     assert filters.q is not None
-    if filters == CustomerFilter(q=filters.q) and not count_cap:
+    if filters == CustomerFilter(q=filters.q) and scope.unrestricted and not count_cap:
         lo, hi = _term_range(filters.q)
         after = _search_after(cursor)
         params: dict[str, Any] = {"lo": lo, "hi": hi, "limit": limit + 1}
@@ -407,7 +489,7 @@ def find(
             rows = _FIND_AFTER.all(session, after_term=after[0], after_id=after[1], **params)
         total = None
     else:
-        stmt, total = _search_query(filters, cursor, count_cap, session)
+        stmt, total = _search_query(filters, scope, cursor, count_cap, session)
         statement = stmt.add_columns(*_CUSTOMER.c).limit(limit + 1)
         rows = session.connection().execute(statement).all()
     page = rows[:limit]
@@ -420,11 +502,13 @@ def find(
     return Slice(_READS.validate_python(values), _search_cursor(rows, limit), total)
 
 
-def count_active(*, session: Session) -> int:
-    """How many customers are not in the trash (for dashboards, not lists).
+def count_active(*, session: Session, scope: RecordScope) -> int:
+    """How many customers in ``scope`` are not in the trash (for dashboards, not lists).
 
-    Every customer less the trash: SQLite counts a whole table from its smallest index
-    without reading a row, and the trash from its own small index."""
+    For every customer: all of them less the trash. SQLite counts a whole table from its
+    smallest index without reading a row, and the trash from its own small index."""
+    if scope.owners is not None:
+        return count(session=session, filters=CustomerFilter(), scope=scope)
     every = session.scalar(select(func.count()).select_from(Customer)) or 0
     trashed = session.scalar(
         select(func.count()).select_from(Customer).where(Customer.deleted_at.is_not(None))
@@ -432,34 +516,70 @@ def count_active(*, session: Session) -> int:
     return every - (trashed or 0)
 
 
-def recent(*, session: Session, limit: int = 10, owner_id: int | None = None) -> list[Customer]:
-    """The most recently created customers, optionally of one owner."""
-    stmt = select(Customer).where(Customer.deleted_at.is_(None))
+def count(*, session: Session, filters: CustomerFilter, scope: RecordScope) -> int:
+    """How many customers in ``scope`` match ``filters`` (exactly; for an export)."""
+    if filters.q is not None:
+        stmt, _total = _search_query(filters, scope, None, None, session)
+        counted = stmt.with_only_columns(_TERM.c.customer_id).order_by(None).subquery()
+    else:
+        counted = _filtered(select(Customer.id), filters, scope).subquery()
+    return session.scalar(select(func.count()).select_from(counted)) or 0
+
+
+def recent(
+    *, session: Session, scope: RecordScope, limit: int = 10, owner_id: int | None = None
+) -> list[Customer]:
+    """The most recently created customers in ``scope``, optionally of one owner."""
+    stmt = _filtered(select(Customer), CustomerFilter(), scope)
     if owner_id is not None:
         stmt = stmt.where(Customer.owner_id == owner_id)
     return list(session.scalars(stmt.order_by(Customer.id.desc()).limit(limit)))
 
 
-def names(*, session: Session, customer_ids: set[int]) -> dict[int, str]:
-    """Customer names by id, for labelling lists of other records."""
+def names(*, session: Session, customer_ids: set[int], scope: RecordScope) -> dict[int, str]:
+    """Names by id of the customers in ``scope``, for labelling lists of other records."""
     if not customer_ids:
         return {}
-    rows = session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))
-    return {row[0]: row[1] for row in rows}
+    stmt = select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids))
+    if scope.owners is not None:
+        stmt = stmt.where(_owned_by(scope.owners))
+    return {row[0]: row[1] for row in session.execute(stmt)}
 
 
-def get_for_update(*, session: Session, customer_id: int) -> Customer:
-    """A customer by id, row-locked until the transaction ends (so a version check holds)."""
-    customer = session.get(Customer, customer_id, with_for_update=True)
-    if customer is None or customer.deleted_at is not None:
-        raise NotFound(f"There is no customer {customer_id}.")
+def get_for_update(*, session: Session, customer_id: int, scope: RecordScope) -> Customer:
+    """A customer by id, row-locked until the transaction ends (so a version check holds);
+    ``NotFound`` when missing, in the trash or out of ``scope``."""
+    customer = _visible(
+        session.get(Customer, customer_id, with_for_update=True), scope, include_trashed=False
+    )
+    if customer is None:
+        raise _not_found(customer_id)
     return customer
+
+
+def iter_customers(
+    *, session: Session, filters: CustomerFilter, scope: RecordScope, batch: int = 500
+) -> Iterator[Customer]:
+    """Every customer in ``scope`` matching ``filters``, newest first (best matches first
+    for a search), read a page at a time: for exports of any size."""
+    sort = None if filters.q is not None else parse_sort(None, SORT_FIELDS, DEFAULT_SORT)
+    cursor: str | None = None
+    while True:
+        page = list_customers(
+            session=session, filters=filters, scope=scope, sort=sort, cursor=cursor, limit=batch
+        )
+        yield from page.items
+        session.expunge_all()  # a page at a time in memory, whatever the size
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 def list_customers_filled(
     *,
     session: Session,
     filters: CustomerFilter,
+    scope: RecordScope,
     sort: Sort | None,
     cursor: str | None,
     limit: int,
@@ -472,12 +592,14 @@ def list_customers_filled(
     most ``max_reads`` times) keeps pages from coming up empty; a page may then hold
     somewhat more than ``limit`` customers.
     """
-    page = list_customers(session=session, filters=filters, sort=sort, cursor=cursor, limit=limit)
+    page = list_customers(
+        session=session, filters=filters, scope=scope, sort=sort, cursor=cursor, limit=limit
+    )
     items, next_at = list(page.items), page.next_cursor
     reads = 1
     while next_at is not None and len(items) < limit and reads < max_reads:
         more = list_customers(
-            session=session, filters=filters, sort=sort, cursor=next_at, limit=limit
+            session=session, filters=filters, scope=scope, sort=sort, cursor=next_at, limit=limit
         )
         items.extend(more.items)
         next_at = more.next_cursor

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
@@ -24,7 +24,7 @@ from tenure.audit.recorder import MASK
 from tenure.core.errors import InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
-from tenure.customers import privacy, service
+from tenure.customers import exports, privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
 from tenure.deps import SessionDep
@@ -41,9 +41,10 @@ from tenure.security.permissions import (
     ORDERS_READ,
     has_permission,
 )
+from tenure.security.scope import RecordScope
 from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
 from tenure.web.i18n import Formatter
-from tenure.web.session import Csrf, page_require
+from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render, request_locale
 
 router = APIRouter(include_in_schema=False)
@@ -96,9 +97,10 @@ def customer_id_param(customer_id: int) -> int:
 CustomerId = Annotated[int, Depends(customer_id_param)]
 
 
-def load_customer(customer_id: CustomerId, session: SessionDep) -> Customer:
-    """The customer named in the path (not in the trash), or a 404 page."""
-    return service.get(session=session, customer_id=customer_id)
+def load_customer(customer_id: CustomerId, session: SessionDep, scope: PageScope) -> Customer:
+    """The customer named in the path (not in the trash, in the user's scope), or a 404
+    page."""
+    return service.get(session=session, customer_id=customer_id, scope=scope)
 
 
 CustomerDep = Annotated[Customer, Depends(load_customer)]
@@ -239,16 +241,20 @@ def wants_fragment(request: Request) -> bool:
     return is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
 
 
-def _user_options(users: Sequence[User], keep: int | None = None) -> list[tuple[int, str]]:
-    return [(u.id, u.name) for u in users if u.is_active or u.id == keep]
+def _user_options(
+    users: Sequence[User], allowed: Callable[[int], bool], keep: int | None = None
+) -> list[tuple[int, str]]:
+    return [(u.id, u.name) for u in users if (u.is_active and allowed(u.id)) or u.id == keep]
 
 
-def _trashed(session: Session, raw: str | None) -> Customer | None:
+def _trashed(session: Session, raw: str | None, scope: RecordScope) -> Customer | None:
     """The customer just moved to the trash (for the undo notice), if ``raw`` names one."""
     if not raw or not raw.isdigit() or len(raw) > 18:
         return None
     try:
-        customer = service.get(session=session, customer_id=int(raw), include_trashed=True)
+        customer = service.get(
+            session=session, customer_id=int(raw), scope=scope, include_trashed=True
+        )
     except NotFound:
         return None
     return customer if customer.deleted_at is not None else None
@@ -258,7 +264,8 @@ def _trashed(session: Session, raw: str | None) -> Customer | None:
 def customer_list(
     request: Request,
     session: SessionDep,
-    _user: Reader,
+    user: Reader,
+    scope: PageScope,
     query: ListQueryDep,
     cursor: str | None = None,
     deleted: str | None = None,
@@ -266,6 +273,7 @@ def customer_list(
     result = service.list_customers_filled(
         session=session,
         filters=query.filters(),
+        scope=scope,
         sort=query.service_sort(),
         cursor=_blank(cursor),
         limit=query.limit,
@@ -277,26 +285,36 @@ def customer_list(
         "next_url": query.url(cursor=result.next_cursor) if result.next_cursor else None,
         "columns": sort_columns(query),
         "owners": {u.id: u.name for u in users},
-        "owner_options": _user_options(users, keep=query.owner_id),
+        "owner_options": _user_options(users, scope.reaches, keep=query.owner_id),
         "stages": [s.value for s in LifecycleStage],
+        "export_url": (
+            query.url().replace("/customers", "/customers/export.csv", 1)
+            if has_permission(user.role, CUSTOMERS_EXPORT)
+            else None
+        ),
     }
     headers = {"Vary": "HX-Request"}
     if wants_fragment(request):
         # The address bar shows the clean, shareable address of what is listed.
         headers["HX-Push-Url"] = query.url(cursor=_blank(cursor))
         return render(request, "customers/_results.html", context, headers=headers)
-    context["deleted"] = _trashed(session, deleted)
+    context["deleted"] = _trashed(session, deleted, scope)
     return render(request, "customers/list.html", context, headers=headers)
 
 
 @router.get("/customers/trash")
 def customer_trash(
-    request: Request, session: SessionDep, _user: Reader, cursor: str | None = None
+    request: Request,
+    session: SessionDep,
+    _user: Reader,
+    scope: PageScope,
+    cursor: str | None = None,
 ) -> Response:
     # Trashing writes the row, so the latest updated are the latest trashed.
     result = service.list_customers(
         session=session,
         filters=service.CustomerFilter(trashed=True),
+        scope=scope,
         sort=parse_sort("-updated_at", service.SORT_FIELDS, service.DEFAULT_SORT),
         cursor=_blank(cursor),
         limit=PAGE_SIZE,
@@ -306,6 +324,24 @@ def customer_trash(
         request,
         "customers/trash.html",
         {"customers": result.items, "next_url": next_url if result.next_cursor else None},
+    )
+
+
+@router.get("/customers/export.csv")
+def export_list(
+    request: Request, session: SessionDep, _user: Exporter, scope: PageScope, query: ListQueryDep
+) -> Response:
+    """The listed customers (every page, with the list's filters) as a CSV download;
+    recorded in the audit log before it is sent."""
+    filters = query.filters()
+    exports.record(session=session, filters=filters, scope=scope)
+    return StreamingResponse(
+        exports.lines(sessions=request.app.state.sessions, filters=filters, scope=scope),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="customers.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -354,6 +390,7 @@ def _form_page(
     request: Request,
     session: Session,
     *,
+    scope: RecordScope,
     values: Values,
     errors: FieldErrors,
     customer: Customer | None = None,
@@ -371,7 +408,8 @@ def _form_page(
             "errors": errors,
             "record_version": version,
             "labels": field_labels(gettext_for(request)),
-            "owner_options": _user_options(users, keep=owner),
+            # Only the owners the user may give a customer to (and the one it has).
+            "owner_options": _user_options(users, scope.may_assign, keep=owner),
             "action": f"/customers/{customer.id}/edit" if customer else "/customers/new",
         },
         status_code=status_code,
@@ -401,15 +439,17 @@ def _conflict_page(
 
 
 @router.get("/customers/new")
-def new_customer(request: Request, session: SessionDep, user: Writer) -> Response:
+def new_customer(request: Request, session: SessionDep, user: Writer, scope: PageScope) -> Response:
     values = dict.fromkeys(FORM_FIELDS, "")
     values.update(kind=Kind.PERSON.value, lifecycle_stage=LifecycleStage.LEAD.value)
     values["owner_id"] = str(user.id)
-    return _form_page(request, session, values=values, errors={})
+    return _form_page(request, session, scope=scope, values=values, errors={})
 
 
 @router.post("/customers/new", dependencies=[Csrf])
-def create_customer(request: Request, session: SessionDep, user: Writer, form: FormDep) -> Response:
+def create_customer(
+    request: Request, session: SessionDep, user: Writer, scope: PageScope, form: FormDep
+) -> Response:
     _ = gettext_for(request)
     values = values_from_form(form)
     data = {k: v for k, v in schema_input(values).items() if v is not None or k == "owner_id"}
@@ -417,21 +457,22 @@ def create_customer(request: Request, session: SessionDep, user: Writer, form: F
     if parsed is not None:
         try:
             with session.begin_nested():
-                customer = service.create(session=session, data=parsed, actor=user)
-        except InvalidInput as exc:
+                customer = service.create(session=session, data=parsed, actor=user, scope=scope)
+        except (InvalidInput, service.OwnerNotAssignable) as exc:
             errors = errors_of(exc, _)
         else:
             return RedirectResponse(f"/customers/{customer.id}", status_code=303)
-    return _form_page(request, session, values=values, errors=errors, status_code=422)
+    return _form_page(request, session, scope=scope, values=values, errors=errors, status_code=422)
 
 
 @router.get("/customers/{customer_id:int}/edit")
 def edit_customer(
-    request: Request, session: SessionDep, _user: Writer, customer: CustomerDep
+    request: Request, session: SessionDep, _user: Writer, scope: PageScope, customer: CustomerDep
 ) -> Response:
     return _form_page(
         request,
         session,
+        scope=scope,
         values=values_of(customer),
         errors={},
         customer=customer,
@@ -449,11 +490,12 @@ def update_customer(
     request: Request,
     session: SessionDep,
     _user: Writer,
+    scope: PageScope,
     customer_id: CustomerId,
     form: FormDep,
 ) -> Response:
     # Locked from here to the commit, so the version compared is the version overwritten.
-    customer = service.get_for_update(session=session, customer_id=customer_id)
+    customer = service.get_for_update(session=session, customer_id=customer_id, scope=scope)
     yours = values_from_form(form)
     if _version(form) != customer.version:
         return _conflict_page(request, session, customer=customer, yours=yours)
@@ -462,8 +504,8 @@ def update_customer(
     if parsed is not None:
         try:
             with session.begin_nested():
-                service.update(session=session, customer=customer, data=parsed)
-        except InvalidInput as exc:
+                service.update(session=session, customer=customer, data=parsed, scope=scope)
+        except (InvalidInput, service.OwnerNotAssignable) as exc:
             errors = errors_of(exc, _)
         except StaleDataError:
             # Another writer got in between all the same: the version column caught it.
@@ -474,6 +516,7 @@ def update_customer(
     return _form_page(
         request,
         session,
+        scope=scope,
         values=yours,
         errors=errors,
         customer=customer,
@@ -492,8 +535,10 @@ def delete_customer(session: SessionDep, _user: Deleter, customer: CustomerDep) 
 
 
 @router.post("/customers/{customer_id:int}/restore", dependencies=[Csrf])
-def restore_customer(session: SessionDep, _user: Deleter, customer_id: CustomerId) -> Response:
-    customer = service.restore(session=session, customer_id=customer_id)
+def restore_customer(
+    session: SessionDep, _user: Deleter, scope: PageScope, customer_id: CustomerId
+) -> Response:
+    customer = service.restore(session=session, customer_id=customer_id, scope=scope)
     return RedirectResponse(f"/customers/{customer.id}", status_code=303)
 
 
@@ -546,6 +591,7 @@ def customer_page(
     request: Request,
     session: SessionDep,
     user: Reader,
+    scope: PageScope,
     customer: CustomerDep,
     orders_cursor: str | None = None,
 ) -> Response:
@@ -561,6 +607,7 @@ def customer_page(
         listed = orders_service.list_orders(
             session=session,
             filters=orders_service.OrderFilter(customer_id=customer.id),
+            scope=scope,
             sort=newest_first,
             cursor=_blank(orders_cursor),
             limit=ORDERS_PAGE_SIZE,
@@ -570,6 +617,7 @@ def customer_page(
             orders = orders_service.list_orders(
                 session=session,
                 filters=orders_service.OrderFilter(customer_id=customer.id),
+                scope=scope,
                 sort=newest_first,
                 cursor=None,
                 limit=ORDERS_PAGE_SIZE,
@@ -686,9 +734,11 @@ def history(
 
 
 @router.get("/customers/{customer_id:int}/export")
-def export_customer(session: SessionDep, _user: Exporter, customer_id: CustomerId) -> Response:
+def export_customer(
+    session: SessionDep, _user: Exporter, scope: PageScope, customer_id: CustomerId
+) -> Response:
     """Everything held about the customer, downloaded as JSON (recorded in the audit log)."""
-    document = privacy.export(session=session, customer_id=customer_id)
+    document = privacy.export(session=session, customer_id=customer_id, scope=scope)
     return Response(
         document.model_dump_json(indent=2),
         media_type="application/json",
@@ -699,9 +749,9 @@ def export_customer(session: SessionDep, _user: Exporter, customer_id: CustomerI
     )
 
 
-def _erasable(session: Session, customer_id: int) -> Customer:
+def _erasable(session: Session, customer_id: int, scope: RecordScope) -> Customer:
     """The customer to erase (the trash included), or a 404 page."""
-    return service.get(session=session, customer_id=customer_id, include_trashed=True)
+    return service.get(session=session, customer_id=customer_id, scope=scope, include_trashed=True)
 
 
 def _erase_page(
@@ -713,9 +763,9 @@ def _erase_page(
 
 @router.get("/customers/{customer_id:int}/erase")
 def erase_form(
-    request: Request, session: SessionDep, _user: Eraser, customer_id: CustomerId
+    request: Request, session: SessionDep, _user: Eraser, scope: PageScope, customer_id: CustomerId
 ) -> Response:
-    return _erase_page(request, _erasable(session, customer_id), {})
+    return _erase_page(request, _erasable(session, customer_id, scope), {})
 
 
 def _same_name(typed: str, name: str) -> bool:
@@ -727,18 +777,19 @@ def erase_customer(
     request: Request,
     session: SessionDep,
     _user: Eraser,
+    scope: PageScope,
     customer_id: CustomerId,
     form: FormDep,
     background: BackgroundTasks,
 ) -> Response:
-    customer = _erasable(session, customer_id)
+    customer = _erasable(session, customer_id, scope)
     if customer.erased_at is None:
         typed = form.get("confirm_name")
         if not isinstance(typed, str) or not _same_name(typed, customer.name):
             _ = gettext_for(request)
             errors = {"confirm_name": _("Type the customer's name exactly as shown to confirm.")}
             return _erase_page(request, customer, errors, status_code=422)
-        privacy.erase(session=session, customer_id=customer.id)
+        privacy.erase(session=session, customer_id=customer.id, scope=scope)
         background.add_task(privacy.settle, session.get_bind())
     if customer.deleted_at is not None:
         return RedirectResponse("/customers/trash", status_code=303)

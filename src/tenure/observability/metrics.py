@@ -44,6 +44,7 @@ from tenure.core.problems import problem_response
 from tenure.customers import service as customers_service
 from tenure.observability.logs import current_request
 from tenure.orders import service as orders_service
+from tenure.security.scope import EVERYTHING
 
 log = logging.getLogger("tenure.metrics")
 
@@ -196,8 +197,12 @@ class BusinessCollector(Collector):
                 try:
                     with self.sessions() as session:
                         self._values = {
-                            "customers": customers_service.count_active(session=session),
-                            "orders_open": orders_service.open_count(session=session),
+                            "customers": customers_service.count_active(
+                                session=session, scope=EVERYTHING
+                            ),
+                            "orders_open": orders_service.open_count(
+                                session=session, scope=EVERYTHING
+                            ),
                         }
                 except Exception as exc:  # a scrape must answer even when the database does not
                     log.warning("business gauges unavailable: %s", type(exc).__name__)

@@ -10,7 +10,7 @@ from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
-from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
+from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.orders import service
 from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate, OrderRead, OrderStatus, OrderUpdate
@@ -33,17 +33,19 @@ def list_orders(
     session: SessionDep,
     settings: SettingsDep,
     params: ListParamsDep,
+    scope: ScopeDep,
     _actor: Reader,
     customer_id: Id | None = None,
     status: OrderStatus | None = None,
     trashed: bool = False,
 ) -> Page[OrderRead]:
-    """List and filter orders."""
+    """List and filter the orders of the customers you reach."""
     result = service.list_orders(
         session=session,
         filters=service.OrderFilter(
             customer_id=customer_id, status=status.value if status else None, trashed=trashed
         ),
+        scope=scope,
         sort=parse_sort(params.sort, service.SORT_FIELDS, service.DEFAULT_SORT),
         cursor=params.cursor,
         limit=params.limit,
@@ -54,18 +56,21 @@ def list_orders(
 
 @router.post("", response_model=OrderRead, status_code=status.HTTP_201_CREATED)
 def create_order(
-    body: OrderCreate, response: Response, session: SessionDep, _actor: Writer
+    body: OrderCreate, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
 ) -> OrderRead:
-    """Create an order; totals are computed here, in exact decimals."""
-    order = service.create(session=session, data=body)
+    """Create an order for a customer you reach; totals are computed here, in exact
+    decimals."""
+    order = service.create(session=session, data=body, scope=scope)
     response.headers["Location"] = f"/api/v1/orders/{order.id}"
     return _read(order, response)
 
 
 @router.get("/{order_id}", response_model=OrderRead)
-def get_order(order_id: Id, response: Response, session: SessionDep, _actor: Reader) -> OrderRead:
+def get_order(
+    order_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Reader
+) -> OrderRead:
     """One order with its lines."""
-    return _read(service.get(session=session, order_id=order_id), response)
+    return _read(service.get(session=session, order_id=order_id, scope=scope), response)
 
 
 @router.patch("/{order_id}", response_model=OrderRead)
@@ -74,21 +79,22 @@ def update_order(
     body: OrderUpdate,
     response: Response,
     session: SessionDep,
+    scope: ScopeDep,
     _actor: Writer,
     if_match: IfMatch = None,
 ) -> OrderRead:
     """Change status (allowed transitions only), date, notes, or a draft's lines."""
-    order = service.get(session=session, order_id=order_id)
+    order = service.get(session=session, order_id=order_id, scope=scope)
     check_if_match(if_match, order.version)
     return _read(service.update(session=session, order=order, data=body), response)
 
 
 @router.delete("/{order_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_order(
-    order_id: Id, session: SessionDep, _actor: Writer, if_match: IfMatch = None
+    order_id: Id, session: SessionDep, scope: ScopeDep, _actor: Writer, if_match: IfMatch = None
 ) -> Response:
     """Move an order to the trash."""
-    order = service.get(session=session, order_id=order_id)
+    order = service.get(session=session, order_id=order_id, scope=scope)
     check_if_match(if_match, order.version)
     service.trash(session=session, order=order)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -96,7 +102,7 @@ def delete_order(
 
 @router.post("/{order_id}/restore", response_model=OrderRead)
 def restore_order(
-    order_id: Id, response: Response, session: SessionDep, _actor: Writer
+    order_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
 ) -> OrderRead:
     """Bring an order back from the trash."""
-    return _read(service.restore(session=session, order_id=order_id), response)
+    return _read(service.restore(session=session, order_id=order_id, scope=scope), response)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound, field_error
 from tenure.core.money import quantize
-from tenure.core.pagination import Slice, Sort, SortField, keyset_page
+from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
 from tenure.customers import service as customers_service
 from tenure.db import Prepared
@@ -45,6 +45,7 @@ from tenure.orders.schemas import (
     OrderStatus,
     OrderUpdate,
 )
+from tenure.security.scope import RecordScope
 
 SORT_FIELDS = (
     SortField("id", Order.id, int),
@@ -70,10 +71,19 @@ class CustomerTotals:
     last_order_at: datetime | None
 
 
-def get(*, session: Session, order_id: int, include_trashed: bool = False) -> Order:
-    """An order by id; ``NotFound`` when missing or in the trash."""
+def get(
+    *, session: Session, order_id: int, scope: RecordScope, include_trashed: bool = False
+) -> Order:
+    """An order by id; ``NotFound`` when missing, in the trash, or of a customer out of
+    ``scope`` (orders follow their customer's scope)."""
     order = session.get(Order, order_id)
-    if order is None or (order.deleted_at is not None and not include_trashed):
+    if (
+        order is None
+        or (order.deleted_at is not None and not include_trashed)
+        or not customers_service.reaches(
+            session=session, customer_id=order.customer_id, scope=scope
+        )
+    ):
         raise NotFound(f"There is no order {order_id}.")
     return order
 
@@ -134,12 +144,15 @@ def price_lines(*, session: Session, lines: list[OrderLineIn], currency: str) ->
     return PricedLines(priced, sum((ln.line_total for ln in priced), Decimal(0)))
 
 
-def create(*, session: Session, data: OrderCreate) -> Order:
-    """A new order for an existing customer; prices default to the products' prices."""
+def create(*, session: Session, data: OrderCreate, scope: RecordScope) -> Order:
+    """A new order for an existing customer in ``scope``; prices default to the products'
+    prices. A customer out of scope is refused as if there were none."""
     if data.status not in INITIAL:
         allowed = ", ".join(sorted(INITIAL))
         raise field_error("status", f"A new order starts as one of: {allowed}.")
-    if not customers_service.exists_active(session=session, customer_id=data.customer_id):
+    if not customers_service.exists_active(
+        session=session, customer_id=data.customer_id, scope=scope
+    ):
         raise field_error("customer_id", f"There is no customer {data.customer_id}.")
     priced = price_lines(session=session, lines=data.lines, currency=data.currency)
     order = Order(
@@ -198,9 +211,9 @@ def trash(*, session: Session, order: Order) -> Order:
     return order
 
 
-def restore(*, session: Session, order_id: int) -> Order:
+def restore(*, session: Session, order_id: int, scope: RecordScope) -> Order:
     """Bring an order back from the trash."""
-    order = get(session=session, order_id=order_id, include_trashed=True)
+    order = get(session=session, order_id=order_id, scope=scope, include_trashed=True)
     before = _purchase(order)
     order.deleted_at = None
     session.flush()
@@ -274,17 +287,23 @@ def rebuild_revenue(*, connection: Connection) -> None:
     )
 
 
+def _scoped(stmt: AnySelect, scope: RecordScope) -> AnySelect:
+    customers = customers_service.in_scope(scope)
+    return stmt if customers is None else stmt.where(Order.customer_id.in_(customers))
+
+
 def list_orders(
     *,
     session: Session,
     filters: OrderFilter,
+    scope: RecordScope,
     sort: Sort,
     cursor: str | None,
     limit: int,
     count_cap: int | None = None,
 ) -> Slice[Order]:
-    """A page of orders."""
-    stmt = select(Order).where(
+    """A page of the orders of the customers in ``scope``."""
+    stmt = _scoped(select(Order), scope).where(
         Order.deleted_at.is_not(None) if filters.trashed else Order.deleted_at.is_(None)
     )
     if filters.customer_id is not None:
@@ -341,16 +360,12 @@ def customer_totals(*, session: Session, customer_id: int) -> CustomerTotals:
 OPEN = (OrderStatus.PLACED, OrderStatus.PAID)
 
 
-def open_count(*, session: Session) -> int:
-    """Orders placed or paid but not yet shipped."""
-    return (
-        session.scalar(
-            select(func.count(Order.id)).where(
-                Order.status.in_([s.value for s in OPEN]), Order.deleted_at.is_(None)
-            )
-        )
-        or 0
+def open_count(*, session: Session, scope: RecordScope) -> int:
+    """Orders of the customers in ``scope`` placed or paid but not yet shipped."""
+    stmt = select(func.count(Order.id)).where(
+        Order.status.in_([s.value for s in OPEN]), Order.deleted_at.is_(None)
     )
+    return session.scalar(_scoped(stmt, scope)) or 0
 
 
 def revenue_between(*, session: Session, start: datetime, end: datetime) -> dict[str, Decimal]:
@@ -383,13 +398,10 @@ _REVENUE_BETWEEN = (
 )
 
 
-def recent(*, session: Session, limit: int = 10) -> list[Order]:
-    """The newest orders."""
-    return list(
-        session.scalars(
-            select(Order).where(Order.deleted_at.is_(None)).order_by(Order.id.desc()).limit(limit)
-        )
-    )
+def recent(*, session: Session, scope: RecordScope, limit: int = 10) -> list[Order]:
+    """The newest orders of the customers in ``scope``."""
+    stmt = _scoped(select(Order), scope).where(Order.deleted_at.is_(None))
+    return list(session.scalars(stmt.order_by(Order.id.desc()).limit(limit)))
 
 
 def of_customer(*, session: Session, customer_id: int) -> list[Order]:

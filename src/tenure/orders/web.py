@@ -38,9 +38,10 @@ from tenure.orders.schemas import (
 )
 from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
+from tenure.security.scope import RecordScope
 from tenure.web.forms import FieldErrors, form_dict, parse
 from tenure.web.messages import localize
-from tenure.web.session import Csrf, page_require
+from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
 
 Reader = Annotated[User, page_require(ORDERS_READ)]
@@ -192,22 +193,24 @@ def _product_choices(session: Session) -> list[Product]:
     ).items
 
 
-def _customer_or_none(session: Session, customer_id: object) -> Customer | None:
+def _customer_or_none(session: Session, customer_id: object, scope: RecordScope) -> Customer | None:
     if not isinstance(customer_id, int) and not (
-        isinstance(customer_id, str) and customer_id.isdigit()
+        isinstance(customer_id, str) and customer_id.isdigit() and len(customer_id) < 19
     ):
         return None
     try:
-        return customers_service.get(session=session, customer_id=int(customer_id))
+        return customers_service.get(session=session, customer_id=int(customer_id), scope=scope)
     except NotFound:
         return None
 
 
-def _suggest(session: Session, q: str) -> list[Customer]:
+def _suggest(session: Session, q: str, scope: RecordScope) -> list[Customer]:
+    """The customers the user reaches whose words start with ``q``."""
     try:
         page = customers_service.list_customers(
             session=session,
             filters=customers_service.CustomerFilter(q=q[:100]),
+            scope=scope,
             sort=None,
             cursor=None,
             limit=SUGGESTIONS,
@@ -221,6 +224,7 @@ def _form_page(
     request: Request,
     session: Session,
     *,
+    scope: RecordScope,
     values: dict[str, Any],
     rows: list[LineRow],
     errors: FieldErrors,
@@ -228,7 +232,7 @@ def _form_page(
     customer_q: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    customer = _customer_or_none(session, values.get("customer_id"))
+    customer = _customer_or_none(session, values.get("customer_id"), scope)
     products = _product_choices(session)
     currencies = sorted({p.currency for p in products} | {"EUR", values.get("currency") or "EUR"})
     context = {
@@ -239,7 +243,9 @@ def _form_page(
         "currency": values.get("currency") or "EUR",
         "customer": customer,
         "customer_q": customer_q or "",
-        "suggestions": _suggest(session, customer_q) if customer_q and not customer else None,
+        "suggestions": (
+            _suggest(session, customer_q, scope) if customer_q and not customer else None
+        ),
         "products": products,
         "currencies": currencies,
         "statuses": START_STATUSES,
@@ -253,6 +259,7 @@ def _detail(
     session: Session,
     order: Order,
     *,
+    scope: RecordScope,
     notice: str | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -260,7 +267,7 @@ def _detail(
     context = {
         "order": order,
         "customer_name": customers_service.names(
-            session=session, customer_ids={order.customer_id}
+            session=session, customer_ids={order.customer_id}, scope=scope
         ).get(order.customer_id),
         "product_names": catalog_service.names(
             session=session, product_ids={ln.product_id for ln in order.lines}
@@ -276,6 +283,7 @@ def order_list(
     request: Request,
     session: SessionDep,
     _user: Reader,
+    scope: PageScope,
     status: str | None = None,
     customer_id: int | None = None,
     sort: str | None = None,
@@ -286,6 +294,7 @@ def order_list(
     page = service.list_orders(
         session=session,
         filters=service.OrderFilter(customer_id=customer_id, status=status),
+        scope=scope,
         sort=parse_sort(sort, service.SORT_FIELDS, service.DEFAULT_SORT),
         cursor=cursor or None,
         limit=PAGE_SIZE,
@@ -299,6 +308,7 @@ def order_list(
         session=session,
         customer_ids={o.customer_id for o in page.items}
         | ({customer_id} if customer_id is not None else set()),
+        scope=scope,
     )
     context = {
         "orders": page.items,
@@ -320,17 +330,26 @@ def order_new(
     request: Request,
     session: SessionDep,
     _user: Writer,
+    scope: PageScope,
     customer_id: int | None = None,
     customer_q: str | None = None,
 ) -> Response:
     values = {"customer_id": customer_id, "status": OrderStatus.DRAFT.value, "currency": "EUR"}
     return _form_page(
-        request, session, values=values, rows=[LineRow(0)], errors={}, customer_q=customer_q
+        request,
+        session,
+        scope=scope,
+        values=values,
+        rows=[LineRow(0)],
+        errors={},
+        customer_q=customer_q,
     )
 
 
 @router.post("/orders/new", dependencies=[Csrf])
-def order_create(request: Request, session: SessionDep, _user: Writer, form: FormDep) -> Response:
+def order_create(
+    request: Request, session: SessionDep, _user: Writer, scope: PageScope, form: FormDep
+) -> Response:
     _ = gettext_for(request)
     rows = _rows(form)
     header = form_dict(form, skip=(*LINE_FIELDS, "customer_q"))
@@ -344,7 +363,7 @@ def order_create(request: Request, session: SessionDep, _user: Writer, form: For
     errors = {f.split(".")[0]: messages.get(f.split(".")[0], m) for f, m in found.items()}
     if data is not None and not pricing.errors:
         try:
-            order = service.create(session=session, data=data)
+            order = service.create(session=session, data=data, scope=scope)
         except InvalidInput as exc:
             errors.update(_create_errors(exc, messages, _))
         else:
@@ -354,6 +373,7 @@ def order_create(request: Request, session: SessionDep, _user: Writer, form: For
     return _form_page(
         request,
         session,
+        scope=scope,
         values=values,
         rows=rows or [LineRow(0)],
         errors=errors,
@@ -393,11 +413,11 @@ def order_line(request: Request, session: SessionDep, _user: Writer, index: int 
 
 @router.get("/orders/new/customers")
 def customer_suggestions(
-    request: Request, session: SessionDep, _user: Writer, customer_q: str = ""
+    request: Request, session: SessionDep, _user: Writer, scope: PageScope, customer_q: str = ""
 ) -> Response:
     q = customer_q.strip()
     context: dict[str, object] = {
-        "suggestions": _suggest(session, q) if q else None,
+        "suggestions": _suggest(session, q, scope) if q else None,
         "customer_q": q,
     }
     return render(request, "orders/_suggestions.html", context)
@@ -405,9 +425,13 @@ def customer_suggestions(
 
 @router.get("/orders/new/customer")
 def customer_picker(
-    request: Request, session: SessionDep, _user: Writer, customer_id: int | None = None
+    request: Request,
+    session: SessionDep,
+    _user: Writer,
+    scope: PageScope,
+    customer_id: int | None = None,
 ) -> Response:
-    customer = _customer_or_none(session, customer_id)
+    customer = _customer_or_none(session, customer_id, scope)
     context: dict[str, object] = {
         "customer": customer,
         "customer_q": "",
@@ -419,21 +443,27 @@ def customer_picker(
 
 @router.get("/orders/{order_id}")
 def order_detail(
-    request: Request, order_id: OrderId, session: SessionDep, _user: Reader
+    request: Request, order_id: OrderId, session: SessionDep, _user: Reader, scope: PageScope
 ) -> Response:
-    return _detail(request, session, service.get(session=session, order_id=order_id))
+    order = service.get(session=session, order_id=order_id, scope=scope)
+    return _detail(request, session, order, scope=scope)
 
 
 @router.post("/orders/{order_id}/status", dependencies=[Csrf])
 def order_status(
-    request: Request, order_id: OrderId, session: SessionDep, _user: Writer, form: FormDep
+    request: Request,
+    order_id: OrderId,
+    session: SessionDep,
+    _user: Writer,
+    scope: PageScope,
+    form: FormDep,
 ) -> Response:
     _ = gettext_for(request)
-    order = service.get(session=session, order_id=order_id)
+    order = service.get(session=session, order_id=order_id, scope=scope)
     version = form.get("version")
     if version is not None and version != str(order.version):
         notice = _("Someone changed this order a moment ago. Here it is as it is now.")
-        return _detail(request, session, order, notice=notice, status_code=409)
+        return _detail(request, session, order, scope=scope, notice=notice, status_code=409)
     target = str(form.get("status") or "")
     try:
         service.update(session=session, order=order, data=OrderUpdate(status=OrderStatus(target)))
@@ -448,5 +478,5 @@ def order_status(
             notice = _("This order is %(current)s; that is final, so its status cannot change.") % {
                 "current": current
             }
-        return _detail(request, session, order, notice=notice, status_code=409)
+        return _detail(request, session, order, scope=scope, notice=notice, status_code=409)
     return RedirectResponse(f"/orders/{order.id}", status_code=303)

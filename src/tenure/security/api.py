@@ -1,4 +1,4 @@
-"""Sign-in, users and API keys over HTTP."""
+"""Sign-in, users, teams and API keys over HTTP."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import PrincipalDep, SessionDep, SettingsDep, require
 from tenure.security import service, throttle
+from tenure.security.models import Team
 from tenure.security.permissions import API_KEYS_MANAGE, USERS_READ, USERS_WRITE
 from tenure.security.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
     LoginRequest,
+    TeamCreate,
+    TeamRead,
+    TeamUpdate,
     TokenResponse,
     UserCreate,
     UserRead,
@@ -135,4 +139,74 @@ def create_api_key(
 def revoke_api_key(key_id: Id, session: SessionDep, actor: KeyHolder) -> Response:
     """Revoke one of your API keys."""
     service.revoke_api_key(session=session, user=actor.user, key_id=key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- teams ----------------------------------------------------------------------------
+
+
+def _team(team: Team, members: int) -> TeamRead:
+    return TeamRead(
+        id=team.id,
+        name=team.name,
+        members=members,
+        created_at=team.created_at,
+        updated_at=team.updated_at,
+        version=team.version,
+    )
+
+
+@router.get("/teams", response_model=list[TeamRead])
+def list_teams(session: SessionDep, _actor: UsersReader) -> list[TeamRead]:
+    """Every team, by name, with how many users are in it. A manager sees the customers
+    owned by the members of their team."""
+    return [_team(team, members) for team, members in service.list_teams(session=session)]
+
+
+@router.post("/teams", response_model=TeamRead, status_code=status.HTTP_201_CREATED)
+def create_team(
+    body: TeamCreate, response: Response, session: SessionDep, _actor: UsersWriter
+) -> TeamRead:
+    """Create a team; names are unique, ignoring case (409 ``team-name-taken``)."""
+    team = service.create_team(session=session, data=body)
+    response.headers["Location"] = f"/api/v1/teams/{team.id}"
+    response.headers["ETag"] = etag(team.version)
+    return _team(team, 0)
+
+
+@router.get("/teams/{team_id}", response_model=TeamRead)
+def get_team(team_id: Id, response: Response, session: SessionDep, _actor: UsersReader) -> TeamRead:
+    team = service.get_team(session=session, team_id=team_id)
+    response.headers["ETag"] = etag(team.version)
+    return _team(team, service.member_count(session=session, team_id=team.id))
+
+
+@router.patch("/teams/{team_id}", response_model=TeamRead)
+def rename_team(
+    team_id: Id,
+    body: TeamUpdate,
+    response: Response,
+    session: SessionDep,
+    _actor: UsersWriter,
+    if_match: str | None = Header(default=None),
+) -> TeamRead:
+    """Rename a team."""
+    team = service.get_team(session=session, team_id=team_id)
+    check_if_match(if_match, team.version)
+    team = service.rename_team(session=session, team=team, data=body)
+    response.headers["ETag"] = etag(team.version)
+    return _team(team, service.member_count(session=session, team_id=team.id))
+
+
+@router.delete("/teams/{team_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_team(
+    team_id: Id,
+    session: SessionDep,
+    _actor: UsersWriter,
+    if_match: str | None = Header(default=None),
+) -> Response:
+    """Delete a team nobody is in (409 ``team-not-empty`` otherwise: move its members first)."""
+    team = service.get_team(session=session, team_id=team_id)
+    check_if_match(if_match, team.version)
+    service.delete_team(session=session, team=team)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

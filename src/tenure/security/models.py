@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenure.core.records import Record
 from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import Base
+
+
+class Team(Record, Base):
+    """A group of users. A manager sees the customers owned by the members of their team."""
+
+    __tablename__ = "team"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
 
 
 class User(Record, Base):
@@ -22,6 +30,9 @@ class User(Record, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     locale: Mapped[str | None] = mapped_column(String(10), default=None)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"), index=True, default=None)
+
+    team: Mapped[Team | None] = relationship(lazy="selectin")
 
 
 class AccessToken(Base):

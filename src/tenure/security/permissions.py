@@ -1,4 +1,5 @@
-"""Roles and the permissions each one grants: the one table access control reads."""
+"""Roles, the permissions each one grants and the records each one reaches: the one
+table access control reads."""
 
 from __future__ import annotations
 
@@ -65,5 +66,31 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 
+class Scope(StrEnum):
+    """Which customers (and their orders) a role reaches."""
+
+    OWN = "own"  # the customers the user owns
+    TEAM = "team"  # the customers owned by anyone in the user's team (and the user's own)
+    ALL = "all"
+
+
+ROLE_SCOPES: dict[Role, Scope] = {
+    Role.ADMIN: Scope.ALL,
+    Role.MANAGER: Scope.TEAM,
+    Role.SALES: Scope.OWN,
+    # Support answers whoever writes in, so it must find every customer.
+    Role.SUPPORT: Scope.ALL,
+    # Marketing, analysts and auditors work on the whole customer base (segments, figures,
+    # reviews), and none of them can change a customer.
+    Role.MARKETING: Scope.ALL,
+    Role.ANALYST: Scope.ALL,
+    Role.AUDITOR: Scope.ALL,
+}
+
+
 def has_permission(role: str, permission: str) -> bool:
     return permission in ROLE_PERMISSIONS.get(Role(role), frozenset())
+
+
+def scope_of(role: str) -> Scope:
+    return ROLE_SCOPES[Role(role)]

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from tenure.core.schemas import Id
 from tenure.security.passwords import COMMON_PASSWORD, MIN_LENGTH, is_common
 from tenure.security.permissions import Role
 
@@ -53,6 +54,7 @@ class UserCreate(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     password: Password
     role: Role
+    team_id: Id | None = Field(default=None, description="The user's team, if any.")
 
 
 class UserUpdate(Strict):
@@ -60,6 +62,34 @@ class UserUpdate(Strict):
     role: Role | None = None
     is_active: bool | None = None
     password: Password | None = None
+    team_id: Id | None = Field(
+        default=None, description="Send null to take the user out of their team."
+    )
+
+
+TeamName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class TeamCreate(Strict):
+    name: TeamName
+
+
+class TeamUpdate(Strict):
+    name: TeamName
+
+
+class TeamRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class TeamRead(TeamRef):
+    members: int = Field(description="How many users are in the team.")
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 class UserRead(BaseModel):
@@ -69,6 +99,7 @@ class UserRead(BaseModel):
     email: str
     name: str
     role: Role
+    team: TeamRef | None = None
     is_active: bool
     last_login_at: datetime | None
     created_at: datetime

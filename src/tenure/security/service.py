@@ -7,18 +7,20 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
-from tenure.core.errors import Conflict, NotFound, Unauthenticated
+from tenure.core.errors import Conflict, NotFound, Unauthenticated, field_error
 from tenure.core.time import utcnow
 from tenure.db import Prepared
+from tenure.security import scope as scopes
 from tenure.security import throttle
-from tenure.security.models import AccessToken, ApiKey, User
+from tenure.security.models import AccessToken, ApiKey, Team, User
 from tenure.security.passwords import hash_password, needs_rehash, verify_password
-from tenure.security.permissions import Role
-from tenure.security.schemas import UserCreate, UserUpdate
+from tenure.security.permissions import Role, Scope, scope_of
+from tenure.security.schemas import TeamCreate, TeamUpdate, UserCreate, UserUpdate
+from tenure.security.scope import RecordScope
 
 TOKEN_PREFIX = "tnt_"
 KEY_USE_PRECISION = timedelta(minutes=5)
@@ -73,12 +75,14 @@ def create_user(*, session: Session, data: UserCreate) -> User:
     """A new active user; the email must be free."""
     if get_user_by_email(session=session, email=data.email) is not None:
         raise Conflict(f"A user with email {data.email} already exists.")
+    _check_team(session, data.team_id)
     user = User(
         email=data.email,
         name=data.name,
         role=data.role.value,
         password_hash=hash_password(data.password),
         is_active=True,
+        team_id=data.team_id,
     )
     session.add(user)
     session.flush()
@@ -129,8 +133,123 @@ def update_user(*, session: Session, user: User, data: UserUpdate) -> User:
         user.is_active = data.is_active
         if not data.is_active:
             revoke_all_credentials(session=session, user=user)
+    if "team_id" in data.model_fields_set:
+        _check_team(session, data.team_id)
+        user.team_id = data.team_id
     session.flush()
     return user
+
+
+def set_team(*, session: Session, user: User, team_id: int | None) -> User:
+    """Put the user in a team (None: in none)."""
+    return update_user(session=session, user=user, data=UserUpdate(team_id=team_id))
+
+
+# --- teams ----------------------------------------------------------------------------
+
+
+def _check_team(session: Session, team_id: int | None) -> None:
+    if team_id is not None and session.get(Team, team_id) is None:
+        raise field_error("team_id", f"There is no team {team_id}.")
+
+
+def get_team(*, session: Session, team_id: int) -> Team:
+    """A team by id, or ``NotFound``."""
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"There is no team {team_id}.")
+    return team
+
+
+def get_team_by_name(*, session: Session, name: str) -> Team | None:
+    """A team by name, ignoring case."""
+    return session.scalar(select(Team).where(func.lower(Team.name) == name.strip().lower()))
+
+
+def list_teams(*, session: Session) -> list[tuple[Team, int]]:
+    """Every team by name, with how many users are in it."""
+    members = (
+        select(User.team_id, func.count(User.id).label("n"))
+        .where(User.team_id.is_not(None))
+        .group_by(User.team_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Team, func.coalesce(members.c.n, 0))
+        .outerjoin(members, members.c.team_id == Team.id)
+        .order_by(Team.name, Team.id)
+    )
+    return [(team, count) for team, count in rows]
+
+
+def team_members(*, session: Session, team_id: int) -> list[User]:
+    """The users in a team, by name."""
+    return list(
+        session.scalars(select(User).where(User.team_id == team_id).order_by(User.name, User.id))
+    )
+
+
+def member_count(*, session: Session, team_id: int) -> int:
+    return session.scalar(select(func.count(User.id)).where(User.team_id == team_id)) or 0
+
+
+class TeamNameTaken(Conflict):
+    code = "team-name-taken"
+    title = "A team of that name exists"
+
+
+class TeamNotEmpty(Conflict):
+    code = "team-not-empty"
+    title = "The team still has members"
+
+
+def _check_name_free(session: Session, name: str, team_id: int | None = None) -> None:
+    found = get_team_by_name(session=session, name=name)
+    if found is not None and found.id != team_id:
+        raise TeamNameTaken(f"There is already a team named {found.name}.")
+
+
+def create_team(*, session: Session, data: TeamCreate) -> Team:
+    """A new team; names are unique, ignoring case."""
+    _check_name_free(session, data.name)
+    team = Team(name=data.name)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def rename_team(*, session: Session, team: Team, data: TeamUpdate) -> Team:
+    """Give a team another name."""
+    _check_name_free(session, data.name, team.id)
+    team.name = data.name
+    session.flush()
+    return team
+
+
+def delete_team(*, session: Session, team: Team) -> None:
+    """Remove a team that nobody is in any more."""
+    count = member_count(session=session, team_id=team.id)
+    if count:
+        raise TeamNotEmpty(
+            f"{count} user(s) are still in the team {team.name}; move them to another team first."
+        )
+    session.delete(team)
+    session.flush()
+
+
+def scope_for(*, session: Session, user_id: int, role: str) -> RecordScope:
+    """The customers ``user_id`` reaches with ``role``: their own, their team's (a manager
+    without a team: their own) or every one."""
+    kind = scope_of(role)
+    if kind is Scope.ALL:
+        return RecordScope(Scope.ALL, None, user_id)
+    if kind is Scope.OWN:
+        return scopes.own(user_id)
+    team_id = session.scalar(select(User.team_id).where(User.id == user_id))
+    if team_id is None:
+        return scopes.team(user_id, set())
+    members = session.scalars(select(User.id).where(User.team_id == team_id))
+    return scopes.team(user_id, set(members))
 
 
 def set_role(*, session: Session, user: User, role: Role) -> User:

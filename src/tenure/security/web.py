@@ -1,4 +1,5 @@
-"""Admin and profile pages: users (create, role, disable, enable, password reset) and API keys.
+"""Admin and profile pages: users (create, role, team, disable, enable, password reset),
+teams and API keys.
 
 Thin handlers over ``security.service`` (the code the REST API calls): they parse the form,
 call the service and render. Secrets (passwords, new API keys) are only ever in a form body
@@ -15,11 +16,11 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from tenure.core.errors import Conflict, NotFound
+from tenure.core.errors import Conflict, InvalidInput, NotFound
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security import service
-from tenure.security.models import ApiKey, User
+from tenure.security.models import ApiKey, Team, User
 from tenure.security.passwords import COMMON_PASSWORD, MIN_LENGTH
 from tenure.security.permissions import (
     API_KEYS_MANAGE,
@@ -28,7 +29,7 @@ from tenure.security.permissions import (
     Role,
     has_permission,
 )
-from tenure.security.schemas import ApiKeyCreate, UserCreate, UserUpdate
+from tenure.security.schemas import ApiKeyCreate, TeamCreate, TeamUpdate, UserCreate, UserUpdate
 from tenure.web.forms import FieldErrors, form_dict, parse
 from tenure.web.session import Csrf, WebUser, clear_session_cookie, page_require
 from tenure.web.templating import gettext_for, render
@@ -39,7 +40,8 @@ KeyHolder = Annotated[User, page_require(API_KEYS_MANAGE)]
 Gettext = Callable[[str], str]
 
 router = APIRouter(include_in_schema=False)
-USER_FIELDS = ("email", "name", "role")  # shown again after a refused create; never the password
+# Shown again after a refused create; never the password.
+USER_FIELDS = ("email", "name", "role", "team_id")
 # Responses that show a secret are kept by no cache (and by no idempotent replay).
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -121,6 +123,7 @@ def _notices(gettext: Gettext) -> dict[str, str]:
             "still work."
         ),
         "revoked": gettext("The API key was revoked. It no longer works."),
+        "team": gettext("The team was changed. It applies from the user's next click."),
     }
 
 
@@ -149,8 +152,17 @@ def user_list(request: Request, session: SessionDep, _user: UsersReader) -> Resp
     )
 
 
+def _team_options(session: Session) -> list[tuple[int, str]]:
+    return [(team.id, team.name) for team, _members in service.list_teams(session=session)]
+
+
 def _new_user_page(
-    request: Request, *, values: dict[str, Any], errors: FieldErrors, status_code: int = 200
+    request: Request,
+    session: Session,
+    *,
+    values: dict[str, Any],
+    errors: FieldErrors,
+    status_code: int = 200,
 ) -> Response:
     return render(
         request,
@@ -159,6 +171,7 @@ def _new_user_page(
             "values": values,
             "errors": errors,
             "roles": role_labels(gettext_for(request)),
+            "teams": _team_options(session),
             "min_length": MIN_LENGTH,
         },
         status_code=status_code,
@@ -166,8 +179,8 @@ def _new_user_page(
 
 
 @router.get("/admin/users/new")
-def new_user(request: Request, _user: UsersWriter) -> Response:
-    return _new_user_page(request, values={"role": Role.SALES.value}, errors={})
+def new_user(request: Request, session: SessionDep, _user: UsersWriter) -> Response:
+    return _new_user_page(request, session, values={"role": Role.SALES.value}, errors={})
 
 
 @router.post("/admin/users/new", dependencies=[Csrf])
@@ -186,9 +199,11 @@ def create_user(
                 user = service.create_user(session=session, data=parsed)
         except Conflict:
             errors = {"email": gettext("Another user already has this email address.")}
+        except InvalidInput:
+            errors = {"team_id": gettext("Choose one of the teams.")}
         else:
             return RedirectResponse(f"/admin/users/{user.id}?saved=created", status_code=303)
-    return _new_user_page(request, values=values, errors=errors, status_code=422)
+    return _new_user_page(request, session, values=values, errors=errors, status_code=422)
 
 
 # ---------------------------------------------------------------- one user
@@ -211,6 +226,7 @@ def _user_page(
             "target": target,
             "keys": service.list_api_keys(session=session, user=target),
             "roles": role_labels(gettext_for(request)),
+            "teams": _team_options(session),
             "errors": errors or {},
             "notice": notice,
             "problem": problem,
@@ -262,6 +278,24 @@ def change_role(
             request, session, target=target, problem=_last_admin_message(gettext), status_code=409
         )
     return _after_change(actor, target, "role")
+
+
+@router.post("/admin/users/{user_id:int}/team", dependencies=[Csrf])
+def change_team(
+    request: Request, session: SessionDep, actor: UsersWriter, target: UserDep, form: FormDep
+) -> Response:
+    parsed, errors = parse(UserUpdate, {"team_id": form_dict(form).get("team_id")})
+    if parsed is not None:
+        try:
+            with session.begin_nested():
+                service.update_user(session=session, user=target, data=parsed)
+        except InvalidInput:
+            parsed = None
+    if parsed is None:
+        _ = gettext_for(request)
+        errors = {"team_id": _("Choose one of the teams.")}
+        return _user_page(request, session, target=target, errors=errors, status_code=422)
+    return _after_change(actor, target, "team")
 
 
 @router.post("/admin/users/{user_id:int}/disable", dependencies=[Csrf])
@@ -375,3 +409,121 @@ def create_api_key(
 def revoke_own_key(session: SessionDep, user: KeyHolder, key_id: KeyId) -> Response:
     service.revoke_api_key(session=session, user=user, key_id=key_id)
     return RedirectResponse("/profile?saved=revoked", status_code=303)
+
+
+# ---------------------------------------------------------------- teams
+
+
+def _team_id(team_id: int) -> int:
+    if not 1 <= team_id <= MAX_ID:
+        raise NotFound(f"There is no team {team_id}.")
+    return team_id
+
+
+def load_team(team_id: Annotated[int, Depends(_team_id)], session: SessionDep) -> Team:
+    """The team named in the path, or a 404 page."""
+    return service.get_team(session=session, team_id=team_id)
+
+
+TeamDep = Annotated[Team, Depends(load_team)]
+
+
+def _team_notices(gettext: Gettext) -> dict[str, str]:
+    return {
+        "created": gettext("The team was created. Put users in it on their pages."),
+        "renamed": gettext("The team was renamed."),
+        "deleted": gettext("The team was deleted."),
+    }
+
+
+def _teams_page(
+    request: Request,
+    session: Session,
+    *,
+    errors: FieldErrors | None = None,
+    values: dict[str, Any] | None = None,
+    problem: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/teams.html",
+        {
+            "teams": service.list_teams(session=session),
+            "errors": errors or {},
+            "values": values or {},
+            "problem": problem,
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+def _team_name_errors(gettext: Gettext, exc: Exception | None = None) -> FieldErrors:
+    if isinstance(exc, service.TeamNameTaken):
+        return {"name": gettext("Another team already has this name.")}
+    return {"name": gettext("Enter a name of up to 100 characters.")}
+
+
+@router.get("/admin/teams")
+def team_list(
+    request: Request, session: SessionDep, _user: UsersReader, saved: str | None = None
+) -> Response:
+    notice = _team_notices(gettext_for(request)).get(saved or "")
+    return _teams_page(request, session, notice=notice)
+
+
+@router.post("/admin/teams/new", dependencies=[Csrf])
+def create_team(
+    request: Request, session: SessionDep, _user: UsersWriter, form: FormDep
+) -> Response:
+    name = form_dict(form).get("name")
+    gettext = gettext_for(request)
+    parsed, errors = parse(TeamCreate, {"name": name})
+    if parsed is not None:
+        try:
+            with session.begin_nested():
+                service.create_team(session=session, data=parsed)
+        except service.TeamNameTaken as exc:
+            errors = _team_name_errors(gettext, exc)
+        else:
+            return RedirectResponse("/admin/teams?saved=created", status_code=303)
+    else:
+        errors = _team_name_errors(gettext)
+    return _teams_page(request, session, errors=errors, values={"name": name}, status_code=422)
+
+
+@router.post("/admin/teams/{team_id:int}/rename", dependencies=[Csrf])
+def rename_team(
+    request: Request, session: SessionDep, _user: UsersWriter, team: TeamDep, form: FormDep
+) -> Response:
+    gettext = gettext_for(request)
+    parsed, _errors = parse(TeamUpdate, {"name": form_dict(form).get("name")})
+    if parsed is not None:
+        try:
+            with session.begin_nested():
+                service.rename_team(session=session, team=team, data=parsed)
+        except service.TeamNameTaken as exc:
+            problem = _team_name_errors(gettext, exc)["name"]
+        else:
+            return RedirectResponse("/admin/teams?saved=renamed", status_code=303)
+    else:
+        problem = _team_name_errors(gettext)["name"]
+    return _teams_page(request, session, problem=problem, status_code=422)
+
+
+@router.post("/admin/teams/{team_id:int}/delete", dependencies=[Csrf])
+def delete_team(
+    request: Request, session: SessionDep, _user: UsersWriter, team: TeamDep
+) -> Response:
+    try:
+        with session.begin_nested():
+            service.delete_team(session=session, team=team)
+    except service.TeamNotEmpty:
+        _ = gettext_for(request)
+        problem = _("Users are still in the team %(name)s. Move them to another team first.") % {
+            "name": team.name
+        }
+        return _teams_page(request, session, problem=problem, status_code=409)
+    return RedirectResponse("/admin/teams?saved=deleted", status_code=303)

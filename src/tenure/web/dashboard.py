@@ -15,7 +15,7 @@ from tenure.deps import SessionDep
 from tenure.orders import service as orders_service
 from tenure.security.permissions import CUSTOMERS_READ, ORDERS_READ, has_permission
 from tenure.web.i18n import Formatter
-from tenure.web.session import WebUser
+from tenure.web.session import PageScope, WebUser
 from tenure.web.templating import render, request_locale
 
 router = APIRouter(include_in_schema=False)
@@ -41,11 +41,14 @@ def _change(current: Decimal, previous: Decimal) -> Decimal | None:
 
 
 @router.get("/")
-def dashboard(request: Request, session: SessionDep, user: WebUser) -> Response:
+def dashboard(request: Request, session: SessionDep, user: WebUser, scope: PageScope) -> Response:
     context: dict[str, object] = {}
     if has_permission(user.role, CUSTOMERS_READ):
-        context["customer_count"] = customers_service.count_active(session=session)
-        context["my_customers"] = customers_service.recent(session=session, owner_id=user.id)
+        # The customers the user reaches (their own, their team's or all of them).
+        context["customer_count"] = customers_service.count_active(session=session, scope=scope)
+        context["my_customers"] = customers_service.recent(
+            session=session, scope=scope, owner_id=user.id
+        )
     if has_permission(user.role, ORDERS_READ):
         fmt = Formatter(request_locale(request))
         bounds = month_starts(utcnow(), CHART_MONTHS)
@@ -57,9 +60,9 @@ def dashboard(request: Request, session: SessionDep, user: WebUser) -> Response:
         latest = months[-1] or months[-2] or {"EUR": Decimal(0)}
         currency = max(latest, key=lambda c: latest[c])
         series = [m.get(currency, Decimal(0)) for m in months]
-        recent = orders_service.recent(session=session, limit=8)
+        recent = orders_service.recent(session=session, scope=scope, limit=8)
         context.update(
-            open_orders=orders_service.open_count(session=session),
+            open_orders=orders_service.open_count(session=session, scope=scope),
             currency=currency,
             this_month=series[-1],
             last_month=series[-2],
@@ -71,7 +74,7 @@ def dashboard(request: Request, session: SessionDep, user: WebUser) -> Response:
             },
             recent_orders=recent,
             customer_names=customers_service.names(
-                session=session, customer_ids={o.customer_id for o in recent}
+                session=session, customer_ids={o.customer_id for o in recent}, scope=scope
             ),
         )
     return render(request, "dashboard.html", context)

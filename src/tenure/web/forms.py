@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from tenure.core.errors import InvalidInput
+from tenure.core.errors import TenureError
 from tenure.web.messages import Gettext, localize, validation_message
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,7 +36,7 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "__all__"
 
 
-def errors_of(exc: ValidationError | InvalidInput, gettext: Gettext | None = None) -> FieldErrors:
+def errors_of(exc: ValidationError | TenureError, gettext: Gettext | None = None) -> FieldErrors:
     """Field name → first message, for showing next to each input.
 
     With ``gettext`` the messages are in the reader's language; without, as raised.

@@ -74,6 +74,9 @@ SENTENCES = (
     N_("A customer must have a name."),
     N_("Someone else saved this record at the same moment. Fetch it again."),
     N_("The change conflicts with existing data (a duplicate or a missing reference)."),
+    N_("You cannot assign customers to that owner"),
+    N_("You can assign customers only to yourself."),
+    N_("You can assign customers only to members of your team."),
 )
 
 INTERNAL_ERROR = N_(
@@ -88,6 +91,7 @@ PATTERNS = (
     N_("There is no order %(id)s."),
     N_("There is no user %(id)s."),
     N_("There is no API key %(id)s."),
+    N_("There is no team %(id)s."),
     N_("Your role (%(role)s) cannot open this page."),
     N_("%(field)s cannot be null."),
     N_("tag %(tag)s... is longer than 50 characters"),

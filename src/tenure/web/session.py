@@ -18,6 +18,7 @@ from tenure.deps import SessionDep
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import has_permission
+from tenure.security.scope import RecordScope
 
 SESSION_COOKIE = "tenure_session"
 CSRF_COOKIE = "tenure_csrf"
@@ -118,8 +119,18 @@ def page_require(permission: str) -> Any:
 
     def check(user: WebUser) -> User:
         if not has_permission(user.role, permission):
-            raise PermissionDenied(f"Your role ({user.role}) cannot open this page.")
+            raise PermissionDenied(
+                f"Your role ({user.role}) cannot open this page.", permission=permission
+            )
         return user
 
     check.permission = permission  # type: ignore[attr-defined]  # read by route audits
     return Depends(check)
+
+
+def page_scope(user: WebUser, session: SessionDep) -> RecordScope:
+    """The customers (and orders) the signed-in user reaches."""
+    return security_service.scope_for(session=session, user_id=user.id, role=user.role)
+
+
+PageScope = Annotated[RecordScope, Depends(page_scope)]

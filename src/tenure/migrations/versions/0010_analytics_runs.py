@@ -2,7 +2,7 @@
 association rules, basket counts per product and pair, and versioned churn models
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

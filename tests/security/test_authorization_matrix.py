@@ -1,0 +1,658 @@
+"""The authorization matrix: every route of the application, API and pages, called as
+every role, on a record in and out of the caller's scope, answers as the route's declared
+permission and the role's scope say.
+
+The cases are generated from the application's route table when the tests are collected:
+a route that declares no permission (``require(...)`` for the API, ``page_require(...)``
+for pages: both mark their dependency with ``.permission``) must be in one of the two
+short allowlists below, or ``test_every_route_declares_a_permission`` fails.
+
+For each role and route:
+- the role lacks the permission: 403 (problem+json for the API, the error page for pages);
+- it has it, on a record in its scope: an answer that is not a refusal (below 400);
+- it has it, on a record out of its scope (own and team scopes): 404, as if the record did
+  not exist; lists, searches and exports answer but never show such a record (every
+  record out of scope carries ``MARKER`` in its name or notes).
+
+One database for the module (not the shared test database: that one is emptied after
+every test); records a request changes are made fresh for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenure.app import create_app
+from tenure.catalog import service as catalog_service
+from tenure.catalog.schemas import ProductCreate
+from tenure.config import Settings
+from tenure.customers import service as customers_service
+from tenure.customers.schemas import CustomerCreate
+from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.deps import get_principal
+from tenure.ops import migrate
+from tenure.orders import service as orders_service
+from tenure.orders.schemas import OrderCreate, OrderLineIn
+from tenure.security import passwords
+from tenure.security import service as security_service
+from tenure.security.permissions import ROLE_PERMISSIONS, Role, Scope, scope_of
+from tenure.security.schemas import TeamCreate, UserCreate
+from tenure.security.scope import EVERYTHING
+from tenure.web.session import current_user
+from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
+
+PASSWORD = "matrix-passphrase-long"
+MARKER = "Zyxoutsider"  # in every record out of the callers' scope, nowhere else
+
+# Open to anyone: signing in, probes, metrics (its own token when configured), the API
+# documents and static files.
+PUBLIC = frozenset({
+    "POST /api/v1/auth/login",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /openapi.json",
+    "GET /docs",
+    "GET /docs/oauth2-redirect",
+    "GET /redoc",
+    "GET /static",
+    "GET /login",
+    "POST /login",
+    "POST /logout",  # signing out of an expired session still clears the cookie
+})  # fmt: skip
+# Every signed-in user, whatever the role: one's own account and the home page.
+SIGNED_IN = frozenset({
+    "GET /api/v1/auth/me",
+    "POST /api/v1/auth/logout",
+    "GET /",
+    "GET /profile",
+    "POST /preferences/language",
+})  # fmt: skip
+SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
+SCOPED_PERMISSIONS = ("customers:", "orders:")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Signing in is not what these tests are about; keep Argon2 cheap here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+        )
+        yield
+
+
+# --- the route table --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    permissions: frozenset[str]
+    signed_in: bool  # needs a signed-in caller (API principal or browser session)
+
+    @property
+    def key(self) -> str:
+        """``METHOD /path/{param}``, without the pages' ``:int`` converters."""
+        return f"{self.method} {self.path.replace(':int}', '}')}"
+
+    @property
+    def api(self) -> bool:
+        return self.path.startswith("/api/")
+
+    @property
+    def params(self) -> list[str]:
+        names = [part[1:-1].split(":")[0] for part in self.path.split("/") if part[:1] == "{"]
+        return names
+
+
+def _guards(route: RouteContext) -> tuple[frozenset[str], bool]:
+    """The permissions a route's dependencies declare, and whether it needs a caller."""
+    permissions: set[str] = set()
+    signed_in = False
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        permission = getattr(dependant.call, "permission", None)
+        if permission is not None:
+            permissions.add(permission)
+        signed_in = signed_in or dependant.call in (get_principal, current_user)
+        pending.extend(dependant.dependencies)
+    return frozenset(permissions), signed_in or bool(permissions)
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
+    """Every (method, path) the application answers, with what guards it."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        original = route.original_route
+        path = route.path or getattr(original, "path", "")
+        methods = sorted(
+            (route.methods or getattr(original, "methods", None) or {"GET"}) - {"HEAD"}
+        )
+        if isinstance(original, APIRoute):
+            permissions, signed_in = _guards(route)
+        else:  # Starlette routes and mounts (docs, static files): nothing declared
+            permissions, signed_in = frozenset(), False
+        found.extend(Endpoint(m, path, permissions, signed_in) for m in methods)
+    return found
+
+
+def _route_table() -> list[Endpoint]:
+    settings = Settings(data_dir=Path("/nonexistent/tenure-matrix"))
+    return endpoints(create_app(settings, engine=create_engine("sqlite://")))
+
+
+ENDPOINTS = _route_table()
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.key)
+def test_every_route_declares_a_permission(endpoint: Endpoint) -> None:
+    """A new route needs ``require(...)``/``page_require(...)`` or a deliberate place in
+    an allowlist (and then a reason)."""
+    if endpoint.permissions:
+        return
+    if endpoint.signed_in:
+        assert endpoint.key in SIGNED_IN, f"{endpoint.key} needs a signed-in user only"
+    else:
+        assert endpoint.key in PUBLIC, f"{endpoint.key} is open to anyone"
+
+
+def test_the_allowlists_name_only_routes_that_exist() -> None:
+    keys = {e.key for e in ENDPOINTS}
+
+    assert keys >= PUBLIC | SIGNED_IN
+
+
+# --- requests: what each route is sent --------------------------------------------------
+
+
+@dataclass
+class Target:
+    """The records one request works on, made for it when it changes them."""
+
+    caller: int
+    owner: int  # of the customer: the caller (in scope) or the outsider (out of scope)
+    customer: int
+    customer_name: str
+    customer_version: int
+    order: int
+    order_version: int
+    product: int
+    product_sku: str
+    product_version: int
+    user: int
+    key: int
+    team: int
+    home_team: int
+    n: int
+
+
+Build = Callable[[Target], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    query: Build | None = None
+    json: Build | None = None
+    form: Build | None = None
+    trashed: bool = False  # the record in the path is in the trash (restore)
+    # The answer out of scope when the record is named in the body or query, not the path.
+    out_status: int | None = None
+    scoped: bool = False  # names a customer outside the path: has an out-of-scope case
+    fresh_login: bool = False  # ends the session it is sent with
+    callers_key: bool = False  # the API key in the path is the caller's own
+
+
+def _prefix(t: Target) -> str:
+    """What a search types: the start of the customer's first name (never all of
+    ``MARKER``, which must not be on a page out of scope)."""
+    return t.customer_name[:6]
+
+
+def _line(t: Target) -> dict[str, Any]:
+    return {"line": "0", "product_id": str(t.product), "quantity": "1", "unit_price": ""}
+
+
+SPECS: dict[str, Spec] = {
+    # API: customers
+    "POST /api/v1/customers": Spec(
+        json=lambda t: {"name": f"Created {t.n}", "owner_id": t.owner}, scoped=True, out_status=403
+    ),
+    "PATCH /api/v1/customers/{customer_id}": Spec(json=lambda t: {"lifecycle_stage": "prospect"}),
+    "POST /api/v1/customers/{customer_id}/restore": Spec(trashed=True),
+    # API: orders
+    "POST /api/v1/orders": Spec(
+        json=lambda t: {
+            "customer_id": t.customer,
+            "lines": [{"product_id": t.product, "quantity": 1}],
+        },
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
+    "GET /api/v1/orders": Spec(query=lambda t: {"customer_id": t.customer}, scoped=True),
+    "PATCH /api/v1/orders/{order_id}": Spec(json=lambda t: {"notes": "changed"}),
+    "POST /api/v1/orders/{order_id}/restore": Spec(trashed=True),
+    # API: products
+    "POST /api/v1/products": Spec(
+        json=lambda t: {"sku": f"M-{t.n}", "name": "Made", "unit_price": "1.00"}
+    ),
+    "PATCH /api/v1/products/{product_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/products/{product_id}/restore": Spec(trashed=True),
+    # API: users, keys, teams
+    "POST /api/v1/auth/logout": Spec(fresh_login=True),
+    "POST /api/v1/users": Spec(
+        json=lambda t: {
+            "email": f"made-{t.n}@example.com",
+            "name": "Made",
+            "password": PASSWORD,
+            "role": "sales",
+        }
+    ),
+    "PATCH /api/v1/users/{user_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/api-keys": Spec(json=lambda t: {"name": "sync"}),
+    "DELETE /api/v1/api-keys/{key_id}": Spec(callers_key=True),
+    "POST /api/v1/teams": Spec(json=lambda t: {"name": f"Team {t.n}"}),
+    "PATCH /api/v1/teams/{team_id}": Spec(json=lambda t: {"name": f"Renamed team {t.n}"}),
+    # pages: customers
+    "GET /customers": Spec(query=lambda t: {"q": _prefix(t)}, scoped=True),
+    "POST /customers/new": Spec(
+        form=lambda t: {
+            "name": f"Created {t.n}",
+            "kind": "person",
+            "lifecycle_stage": "lead",
+            "owner_id": str(t.owner),
+        },
+        scoped=True,
+        out_status=422,  # the form says the owner cannot be chosen
+    ),
+    "POST /customers/{customer_id}/edit": Spec(
+        form=lambda t: {
+            "name": t.customer_name,
+            "kind": "person",
+            "lifecycle_stage": "prospect",
+            "owner_id": str(t.owner),
+            "version": str(t.customer_version),
+        }
+    ),
+    "POST /customers/{customer_id}/restore": Spec(trashed=True),
+    "POST /customers/{customer_id}/erase": Spec(form=lambda t: {"confirm_name": t.customer_name}),
+    # pages: orders
+    "GET /orders": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "GET /orders/new": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "POST /orders/new": Spec(
+        form=lambda t: {
+            "customer_id": str(t.customer),
+            "status": "draft",
+            "currency": "EUR",
+            **_line(t),
+        },
+        scoped=True,
+        out_status=422,  # "choose another customer", as for one that does not exist
+    ),
+    "POST /orders/preview": Spec(form=lambda t: {"currency": "EUR", **_line(t)}),
+    "GET /orders/new/line": Spec(query=lambda t: {"index": "1"}),
+    "GET /orders/new/customers": Spec(query=lambda t: {"customer_q": _prefix(t)}, scoped=True),
+    "GET /orders/new/customer": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "POST /orders/{order_id}/status": Spec(
+        form=lambda t: {"status": "placed", "version": str(t.order_version)}
+    ),
+    # pages: products
+    "POST /products/new": Spec(
+        form=lambda t: {"sku": f"W-{t.n}", "name": "Made", "unit_price": "2.00", "currency": "EUR"}
+    ),
+    "POST /products/{product_id}/edit": Spec(
+        form=lambda t: {
+            "sku": t.product_sku,
+            "name": f"Renamed {t.n}",
+            "unit_price": "3.00",
+            "currency": "EUR",
+            "version": str(t.product_version),
+        }
+    ),
+    "POST /products/{product_id}/restore": Spec(trashed=True),
+    # pages: users, teams, keys, preferences
+    "POST /preferences/language": Spec(form=lambda t: {"locale": "", "next": "/"}),
+    "POST /admin/users/new": Spec(
+        form=lambda t: {
+            "email": f"web-{t.n}@example.com",
+            "name": "Made",
+            "password": PASSWORD,
+            "role": "sales",
+            "team_id": "",
+        }
+    ),
+    "POST /admin/users/{user_id}/role": Spec(form=lambda t: {"role": "support"}),
+    "POST /admin/users/{user_id}/team": Spec(form=lambda t: {"team_id": str(t.home_team)}),
+    "POST /admin/users/{user_id}/password": Spec(
+        form=lambda t: {"password": PASSWORD + "x", "password_confirm": PASSWORD + "x"}
+    ),
+    "POST /profile/api-keys": Spec(form=lambda t: {"name": "sync"}),
+    "POST /profile/api-keys/{key_id}/revoke": Spec(callers_key=True),
+    "POST /admin/teams/new": Spec(form=lambda t: {"name": f"Team {t.n}"}),
+    "POST /admin/teams/{team_id}/rename": Spec(form=lambda t: {"name": f"Renamed team {t.n}"}),
+}
+
+
+def _spec(endpoint: Endpoint) -> Spec:
+    return SPECS.get(endpoint.key, Spec())
+
+
+# --- the cases --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    endpoint: Endpoint
+    role: Role
+    variant: str  # "denied", "in" (scope) or "out"
+
+    @property
+    def id(self) -> str:
+        return f"{self.endpoint.key} as {self.role.value} {self.variant}"
+
+
+def _has_out_case(endpoint: Endpoint) -> bool:
+    """Whether the route works on customers or orders so that scope matters to it."""
+    if not any(p.startswith(SCOPED_PERMISSIONS) for p in endpoint.permissions):
+        return False
+    return (
+        bool(SCOPED_PARAMS & set(endpoint.params))
+        or _spec(endpoint).scoped
+        or endpoint.method == "GET"
+    )
+
+
+def cases() -> Iterator[Case]:
+    for endpoint in ENDPOINTS:
+        if not endpoint.signed_in:
+            continue  # public (allowlisted above)
+        for role in Role:
+            if not endpoint.permissions <= ROLE_PERMISSIONS[role]:
+                yield Case(endpoint, role, "denied")
+                continue
+            yield Case(endpoint, role, "in")
+            if scope_of(role) is not Scope.ALL and _has_out_case(endpoint):
+                yield Case(endpoint, role, "out")
+
+
+CASES = list(cases())
+
+
+# --- the world the cases run in ---------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    user_id: int
+    token: str
+    client: TestClient
+
+
+@dataclass
+class World:
+    app: FastAPI
+    sessions: sessionmaker[Session]
+    callers: dict[Role, Caller]
+    outsider: int
+    home_team: int
+    product: int
+    csrf: str
+    shared: dict[tuple[Role, str], Target] = field(default_factory=dict)
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    # records, each in a transaction of its own
+    def customer(self, owner: int, *, out: bool, trashed: bool = False) -> tuple[int, str, int]:
+        n = next(self.counter)
+        name = f"{MARKER} Person{n}" if out else f"Insider Person{n}"
+        with unit_of_work(self.sessions) as s:
+            actor = security_service.get_user(session=s, user_id=owner)
+            customer = customers_service.create(
+                session=s,
+                data=CustomerCreate(name=name, email=f"c{n}@example.com"),
+                actor=actor,
+                scope=EVERYTHING,
+            )
+            if trashed:
+                customers_service.trash(session=s, customer=customer)
+        return customer.id, name, customer.version
+
+    def order(self, customer: int, *, out: bool, trashed: bool = False) -> tuple[int, int]:
+        with unit_of_work(self.sessions) as s:
+            data = OrderCreate(
+                customer_id=customer,
+                lines=[OrderLineIn(product_id=self.product, quantity=1)],
+                notes=f"{MARKER} order" if out else "our order",
+            )
+            order = orders_service.create(session=s, data=data, scope=EVERYTHING)
+            if trashed:
+                orders_service.trash(session=s, order=order)
+        return order.id, order.version
+
+    def new_product(self, *, trashed: bool = False) -> tuple[int, str, int]:
+        sku = f"P-{next(self.counter)}"
+        with unit_of_work(self.sessions) as s:
+            data = ProductCreate(sku=sku, name="Widget", unit_price="2.50")
+            product = catalog_service.create(session=s, data=data)
+            if trashed:
+                catalog_service.trash(session=s, product=product)
+        return product.id, sku, product.version
+
+    def user(self) -> int:
+        with unit_of_work(self.sessions) as s:
+            data = UserCreate(
+                email=f"target-{next(self.counter)}@example.com",
+                name="Target",
+                password=PASSWORD,
+                role=Role.SALES,
+            )
+            return security_service.create_user(session=s, data=data).id
+
+    def key(self, user_id: int) -> int:
+        with unit_of_work(self.sessions) as s:
+            user = security_service.get_user(session=s, user_id=user_id)
+            return security_service.create_api_key(session=s, user=user, name="k")[0].id
+
+    def team(self) -> int:
+        with unit_of_work(self.sessions) as s:
+            data = TeamCreate(name=f"Empty team {next(self.counter)}")
+            return security_service.create_team(session=s, data=data).id
+
+    def target(self, case: Case) -> Target:
+        """The records of a case: shared for reads, made fresh for anything else."""
+        endpoint, spec = case.endpoint, _spec(case.endpoint)
+        out = case.variant == "out"
+        caller = self.callers[case.role].user_id
+        owner = self.outsider if out else caller
+        if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
+            return self.shared[(case.role, case.variant)]
+        params = set(endpoint.params)
+        trashed = spec.trashed and "order_id" not in params and "product_id" not in params
+        customer, name, customer_version = self.customer(owner, out=out, trashed=trashed)
+        order, order_version = (
+            self.order(customer, out=out, trashed=spec.trashed)
+            if "order_id" in params or endpoint.method == "GET"
+            else (0, 0)
+        )
+        product, sku, product_version = (
+            self.new_product(trashed=spec.trashed)
+            if "product_id" in params
+            else (self.product, "", 0)
+        )
+        user = self.user() if "user_id" in params else self.outsider
+        key_owner = caller if spec.callers_key else user
+        target = Target(
+            caller=caller,
+            owner=owner,
+            customer=customer,
+            customer_name=name,
+            customer_version=customer_version,
+            order=order,
+            order_version=order_version,
+            product=product,
+            product_sku=sku,
+            product_version=product_version,
+            user=user,
+            key=self.key(key_owner) if "key_id" in params else 0,
+            team=(
+                self.team() if "team_id" in params and endpoint.method != "GET" else self.home_team
+            ),
+            home_team=self.home_team,
+            n=next(self.counter),
+        )
+        if endpoint.method == "GET":
+            self.shared[(case.role, case.variant)] = target
+        return target
+
+    def sign_in(self, user_id: int) -> str:
+        with unit_of_work(self.sessions) as s:
+            user = security_service.get_user(session=s, user_id=user_id)
+            token, _user = security_service.login(
+                session=s, email=user.email, password=PASSWORD, ttl_seconds=3600
+            )
+            return token
+
+    def browser(self, token: str) -> TestClient:
+        client = TestClient(self.app, follow_redirects=False)
+        client.cookies.set("tenure_session", token)
+        client.cookies.set("tenure_csrf", self.csrf)
+        return client
+
+
+def _database(tmp: Path) -> Iterator[tuple[Settings, Engine]]:
+    if POSTGRES_URL:
+        url = _create_pg_database(POSTGRES_URL)
+        settings = Settings(data_dir=tmp, database_url=url, operations_sample_seconds=0)
+    else:
+        url = ""
+        settings = Settings(data_dir=tmp, database_url=None, operations_sample_seconds=0)
+    engine = make_engine(settings)
+    migrate.upgrade(engine)
+    yield settings, engine
+    engine.dispose()
+    if url and POSTGRES_URL:
+        _drop_pg_database(POSTGRES_URL, url)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    for settings, engine in _database(tmp_path_factory.mktemp("matrix")):
+        sessions = make_sessionmaker(engine)
+        with unit_of_work(sessions) as s:
+            home = security_service.create_team(session=s, data=TeamCreate(name="Home")).id
+            away = security_service.create_team(session=s, data=TeamCreate(name="Away")).id
+            ids = {
+                role: security_service.create_user(
+                    session=s,
+                    data=UserCreate(
+                        email=f"{role.value}@example.com",
+                        name=f"The {role.value}",
+                        password=PASSWORD,
+                        role=role,
+                        team_id=home,
+                    ),
+                ).id
+                for role in Role
+            }
+            outsider = security_service.create_user(
+                session=s,
+                data=UserCreate(
+                    email="outsider@example.com",
+                    name="Other Rep",
+                    password=PASSWORD,
+                    role=Role.SALES,
+                    team_id=away,
+                ),
+            ).id
+            product = catalog_service.create(
+                session=s, data=ProductCreate(sku="BASE-1", name="Base", unit_price="5.00")
+            ).id
+        app = create_app(settings, engine=engine)
+        world = World(
+            app=app,
+            sessions=sessions,
+            callers={},
+            outsider=outsider,
+            home_team=home,
+            product=product,
+            csrf=secrets.token_urlsafe(16),
+        )
+        for role, user_id in ids.items():
+            token = world.sign_in(user_id)
+            world.callers[role] = Caller(user_id, token, world.browser(token))
+        # Out of everyone's reach but the unrestricted roles': also in the trash.
+        world.customer(outsider, out=True, trashed=True)
+        yield world
+        for caller in world.callers.values():
+            caller.client.close()
+
+
+def send(world: World, case: Case, target: Target) -> httpx.Response:
+    endpoint, spec = case.endpoint, _spec(case.endpoint)
+    caller = world.callers[case.role]
+    token, client = caller.token, caller.client
+    if spec.fresh_login:
+        token = world.sign_in(caller.user_id)
+        client = world.browser(token)
+    path = endpoint.path
+    for name in endpoint.params:
+        value = getattr(target, name.removesuffix("_id"))
+        path = path.replace("{" + name + "}", str(value)).replace("{" + name + ":int}", str(value))
+    headers = {"Authorization": f"Bearer {token}"} if endpoint.api else {}
+    if not endpoint.api and endpoint.method != "GET":
+        headers["X-CSRF-Token"] = world.csrf
+    return client.request(
+        endpoint.method,
+        path,
+        params=spec.query(target) if spec.query else None,
+        json=spec.json(target) if spec.json else None,
+        data=spec.form(target) if spec.form else None,
+        headers=headers,
+    )
+
+
+def _refused(r: httpx.Response) -> bool:
+    login_redirect = r.status_code == 303 and r.headers["location"].startswith("/login")
+    return r.status_code >= 400 or login_redirect
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: Case) -> None:
+    endpoint, spec = case.endpoint, _spec(case.endpoint)
+    target = world.target(case)
+
+    r = send(world, case, target)
+
+    if case.variant == "denied":
+        assert r.status_code == 403, r.text[:300]
+        if endpoint.api:
+            assert r.json()["type"] == "urn:tenure:problem:permission-denied"
+        else:
+            assert r.headers["content-type"].startswith("text/html")
+        return
+    scoped_path = bool(SCOPED_PARAMS & set(endpoint.params))
+    if case.variant == "out" and scoped_path:
+        assert r.status_code == 404, r.text[:300]
+    elif case.variant == "out" and spec.out_status is not None:
+        assert r.status_code == spec.out_status, r.text[:300]
+    else:
+        assert not _refused(r), f"{r.status_code} {r.headers.get('location', '')} {r.text[:300]}"
+    if case.variant == "out":
+        assert MARKER not in r.text, "a record out of scope was shown"
+        for link in (f'href="/customers/{target.customer}"', f'href="/orders/{target.order}"'):
+            assert link not in r.text, f"a record out of scope was linked: {link}"
