@@ -29,6 +29,7 @@ from tenure.config import Settings
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.models import metadata
 from tenure.ops import migrate
+from tenure.security import fields, keyring
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import Role
@@ -140,12 +141,23 @@ def fresh_engine(fresh_settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def keyring_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The key file of the run's database: every app and session of the run uses it."""
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    keyring.write_file(path, keyring.generate())
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    database_url: str, keyring_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     # No background sampling for the operations page: a sample landing in the middle of a
     # test would be a row the test did not write (tests/observability samples by hand).
     return Settings(
         data_dir=tmp_path_factory.mktemp("data"),
         database_url=database_url,
+        keyring_file=keyring_file,
         operations_sample_seconds=0,
     )
 
@@ -221,8 +233,8 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
+def sessions(engine: Engine, base_settings: Settings) -> sessionmaker[Session]:
+    return make_sessionmaker(engine, sealer=fields.sealer_for(base_settings))
 
 
 @pytest.fixture
