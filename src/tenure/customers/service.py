@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -300,7 +300,9 @@ def _indexed(session: Session, f: CustomerFilter) -> CustomerFilter:
             phone_index = sealer.phone_index(f.phone)
         except InvalidPhone:
             msg = "must be a phone number, e.g. +49 30 1234567"
-            raise InvalidInput(f"phone: {msg}", errors=[{"loc": ["query", "phone"], "msg": msg}])
+            raise InvalidInput(
+                f"phone: {msg}", errors=[{"loc": ["query", "phone"], "msg": msg}]
+            ) from None
     email_index = sealer.email_index(f.email) if f.email else None
     return replace(f, email_index=email_index, phone_index=phone_index)
 
@@ -513,7 +515,7 @@ def find(
     filters = _indexed(session, filters)
     exact = _exact(session, filters)
     if exact is not None:
-        page = list_customers(
+        found = list_customers(
             session=session,
             filters=exact,
             sort=None,
@@ -521,7 +523,8 @@ def find(
             limit=limit,
             count_cap=count_cap,
         )
-        return Slice(views(session=session, customers=page.items), page.next_cursor, page.total)
+        return Slice(views(session=session, customers=found.items), found.next_cursor, found.total)
+    assert filters.q is not None
     if filters == CustomerFilter(q=filters.q) and not count_cap:
         lo, hi = _term_range(filters.q)
         after = _search_after(cursor)

@@ -19,7 +19,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
 
 from tenure.audit import service as audit_service
-from tenure.audit import recorder
 from tenure.audit.models import AuditEntry
 from tenure.audit.recorder import MASK
 from tenure.core.errors import InvalidInput, NotFound, PermissionDenied

@@ -674,9 +674,7 @@ class Plan:
 class World:
     """Everything the generator draws from: one seeded random stream, the time window."""
 
-    def __init__(
-        self, *, rng: random.Random, end: int, owners: list[int], sealer: Sealer
-    ) -> None:
+    def __init__(self, *, rng: random.Random, end: int, owners: list[int], sealer: Sealer) -> None:
         self.rng = rng
         self.sealer = sealer
         self.end = end
@@ -806,8 +804,7 @@ class World:
         ))  # fmt: skip
         out.tags.extend((cid, tag) for tag in tags)
         out.terms.extend(
-            (term, cid)
-            for term in sorted(search.terms(name=name, company_name=company_name))
+            (term, cid) for term in sorted(search.terms(name=name, company_name=company_name))
         )
         return plan
 

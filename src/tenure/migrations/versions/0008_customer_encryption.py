@@ -30,6 +30,9 @@ BATCH = 1000
 SEALED = ("email", "phone", "address", "birth_date", "tax_id")
 INDEXED = ("email", "phone")
 JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+INSERT_TERM = sa.text(
+    "INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"
+)
 
 
 def _sealer() -> Any:
@@ -83,8 +86,11 @@ def _encrypt(conn: sa.Connection) -> None:
     from tenure.customers import personal
 
     sealer = _sealer()
-    columns = [sa.column("email", sa.String()), sa.column("phone", sa.String())]
-    columns.append(sa.column("address", JSONDoc))
+    columns: list[sa.ColumnClause[Any]] = [
+        sa.column("email", sa.String()),
+        sa.column("phone", sa.String()),
+        sa.column("address", JSONDoc),
+    ]
     update = sa.text(
         "UPDATE customer SET email_cipher = :email_cipher, email_index = :email_index, "
         "phone_cipher = :phone_cipher, phone_index = :phone_index, "
@@ -124,7 +130,9 @@ def _drop_email_terms(conn: sa.Connection) -> None:
     ]
     if kept:
         conn.execute(
-            sa.text("INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"),
+            sa.text(
+                "INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"
+            ),
             kept,
         )
 
@@ -163,7 +171,9 @@ def _decrypt(conn: sa.Connection) -> None:
         sa.update(customer)
         .where(customer.c.id == sa.bindparam("customer_id"))
         .values(
-            email=sa.bindparam("email"), phone=sa.bindparam("phone"), address=sa.bindparam("address")
+            email=sa.bindparam("email"),
+            phone=sa.bindparam("phone"),
+            address=sa.bindparam("address"),
         )
     )
     terms = []
@@ -181,6 +191,8 @@ def _decrypt(conn: sa.Connection) -> None:
         conn.execute(update, values)
     if terms:
         conn.execute(
-            sa.text("INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"),
+            sa.text(
+                "INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"
+            ),
             terms,
         )
