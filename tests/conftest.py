@@ -120,16 +120,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_settings(tmp_path: Path) -> Iterator[Settings]:
+def fresh_settings(tmp_path: Path, keyring_file: Path) -> Iterator[Settings]:
     """Settings for an empty database of this test's own (not migrated), on the same kind
-    of server as the run: SQLite under its data directory, or a new PostgreSQL database."""
+    of server as the run: SQLite under its data directory, or a new PostgreSQL database;
+    with the run's key file."""
     data_dir = tmp_path / "fresh-data"
     if POSTGRES_URL:
         url = _create_pg_database(POSTGRES_URL)
-        yield Settings(data_dir=data_dir, database_url=url)
+        yield Settings(data_dir=data_dir, database_url=url, keyring_file=keyring_file)
         _drop_pg_database(POSTGRES_URL, url)
     else:
-        yield Settings(data_dir=data_dir, database_url=None)
+        yield Settings(data_dir=data_dir, database_url=None, keyring_file=keyring_file)
 
 
 @pytest.fixture
@@ -230,6 +231,12 @@ def _has_sequence(conn: Any) -> bool:
 @pytest.fixture
 def settings(base_settings: Settings, tmp_path: Path) -> Settings:
     return base_settings.model_copy(update={"data_dir": tmp_path})
+
+
+@pytest.fixture
+def sealer(base_settings: Settings) -> fields.Sealer:
+    """Seals and opens customers' sensitive fields under the run's key file."""
+    return fields.sealer_for(base_settings)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from tenure.security.permissions import (
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
+    CUSTOMERS_REVEAL,
     CUSTOMERS_WRITE,
     OPERATIONS_READ,
     ORDERS_READ,
@@ -169,6 +170,8 @@ PROBES: dict[str, Probe] = {
     CUSTOMERS_DELETE: Probe("DELETE", "/api/v1/customers/{doomed}", None, 204, True),
     # The audit entry an export writes is left out of the comparison (see _snapshot).
     CUSTOMERS_EXPORT: Probe("GET", "/api/v1/customers/{customer}/export", None, 200, False),
+    # Like an export, a reveal leaves only its audit entry.
+    CUSTOMERS_REVEAL: Probe("GET", "/api/v1/customers/{customer}?reveal=true", None, 200, False),
     PRODUCTS_READ: Probe("GET", "/api/v1/products", None, 200, False),
     PRODUCTS_WRITE: Probe(
         "POST", "/api/v1/products", {"sku": "NEW-1", "name": "New", "unit_price": "1.00"}, 201, True
@@ -287,9 +290,10 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT},
-    Role.SALES: _READS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
-    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL},
+    Role.SALES: _READS
+    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE},
+    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE},
     Role.MARKETING: _READS | {API_KEYS_MANAGE},
     Role.ANALYST: _READS | {API_KEYS_MANAGE},
     Role.AUDITOR: _READS | {USERS_READ, AUDIT_READ},

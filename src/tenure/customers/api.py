@@ -26,7 +26,7 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
-from tenure.deps import IfMatch, ListParamsDep, SessionDep, SettingsDep, require
+from tenure.deps import IfMatch, ListParamsDep, PrincipalDep, SessionDep, SettingsDep, require
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.permissions import (
@@ -133,6 +133,7 @@ def create_customer(
 
 async def _reveal(
     session: SessionDep,
+    principal: PrincipalDep,
     reveal: Annotated[
         bool,
         Query(
@@ -142,23 +143,27 @@ async def _reveal(
     ] = False,
 ) -> bool:
     if reveal:
+        if not has_permission(principal.role, CUSTOMERS_REVEAL):
+            raise PermissionDenied(f"Your role ({principal.role}) lacks '{CUSTOMERS_REVEAL}'.")
         # The audit entry is written before the answer, and may wait for the write lock:
         # off the event loop (see tenure.core.routing).
         session.info[INLINE] = False
     return reveal
 
 
+_reveal.permission = CUSTOMERS_REVEAL  # type: ignore[attr-defined]  # read by route audits
+
+
 @router.get("/{customer_id}", response_model=CustomerDetail)
 def get_customer(
     customer_id: Id,
     session: SessionDep,
-    actor: Reader,
+    _actor: Reader,
     reveal: Annotated[bool, Depends(_reveal)],
 ) -> Response:
     """One customer with their order summary, sensitive fields masked; with
-    ``reveal=true`` in clear (each reveal is recorded). ``ETag`` carries the version."""
-    if reveal and not has_permission(actor.role, CUSTOMERS_REVEAL):
-        raise PermissionDenied(f"Your role ({actor.role}) lacks '{CUSTOMERS_REVEAL}'.")
+    ``reveal=true`` in clear (needs customers:reveal; each reveal is recorded in the
+    audit log before the answer is sent). ``ETag`` carries the version."""
     customer = service.read(session=session, customer_id=customer_id, reveal=reveal)
     if reveal:
         audit_service.revealed(

@@ -40,8 +40,8 @@ def _phone(value: str) -> str:
 
 
 def _birth_date(value: date) -> date:
-    if value > date.today() or value.year < 1900:
-        raise ValueError("must be a date between 1900-01-01 and today")
+    if value > date.today() or value.year < 1800:
+        raise ValueError("must be a date between 1800-01-01 and today")
     return value
 
 

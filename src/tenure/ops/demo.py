@@ -545,7 +545,8 @@ def _owner_ids(engine: Engine) -> list[int]:
 PRODUCT_COLUMNS = ("id", "sku", "name", "category", "description", "unit_price", "currency",
                    "active", "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
 CUSTOMER_COLUMNS = ("id", "kind", "name", "name_sort", "email_cipher", "email_index",
-                    "phone_cipher", "phone_index", "address_cipher", "company_name",
+                    "phone_cipher", "phone_index", "address_cipher", "birth_date_cipher",
+                    "tax_id_cipher", "company_name",
                     "lifecycle_stage", "owner_id", "source", "notes", "custom", "created_at",
                     "updated_at", "version", "deleted_at", "erased_at")  # fmt: skip
 ORDER_COLUMNS = ("id", "customer_id", "status", "ordered_at", "currency", "total", "notes",
@@ -796,7 +797,7 @@ class World:
         out.customers.append((
             cid, "company" if company else "person", name, search.normalize(name),
             sealed["email_cipher"], sealed["email_index"], sealed["phone_cipher"],
-            sealed["phone_index"], sealed["address_cipher"], company_name, stage,
+            sealed["phone_index"], sealed["address_cipher"], None, None, company_name, stage,
             rng.choice(self.owners),
             SOURCES[bisect(self.source_weights, rng.random() * self.source_weights[-1])][0],
             rng.choice(NOTES) if rng.random() < 0.05 else None, self._to_db_json(custom),

@@ -203,8 +203,9 @@ def check_keyring(settings: Settings) -> Finding:
             "keyring",
             Status.FAIL,
             f"The key file {path} does not exist.",
-            "Put the key file back from your key backup, or correct TENURE_KEYRING_FILE; "
-            "encrypted data cannot be read without it.",
+            "A new installation: run 'tenure init', which makes it. Otherwise put the key "
+            "file back from your key backup, or correct TENURE_KEYRING_FILE; encrypted data "
+            "cannot be read without it.",
         )
     if not path.is_file():
         return Finding(

@@ -71,7 +71,7 @@ SENTENCES = (
     N_("must be an email address like name@example.com"),
     N_("must be a phone number of digits, spaces, + ( ) - . /"),
     N_("company_name is for people; a company's name goes in name"),
-    N_("must be a date between 1900-01-01 and today"),
+    N_("must be a date between 1800-01-01 and today"),
     N_("must not be empty; send null to clear it"),
     N_(
         "This is not a phone number Tenure can read. Write it with its country code, "

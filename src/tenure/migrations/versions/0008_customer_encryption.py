@@ -6,7 +6,8 @@ columns dropped, and emails no longer kept as search terms
 The keyring comes from ``tenure.ops.migrate.upgrade(..., sealer=...)`` (``tenure init``
 and ``tenure upgrade`` make the key file first when there is none), or else from the
 settings in the environment. A downgrade opens the values again into clear columns and
-loses birth dates and tax ids.
+loses birth dates and tax ids (emails become search terms again only as customers are
+saved).
 
 Revision ID: 0008
 Revises: 0007
@@ -176,7 +177,6 @@ def _decrypt(conn: sa.Connection) -> None:
             address=sa.bindparam("address"),
         )
     )
-    terms = []
     for rows in _batches(conn, columns):
         values = []
         for customer_id, email, phone, address in rows:
@@ -186,13 +186,4 @@ def _decrypt(conn: sa.Connection) -> None:
                 ("email", "phone", "address"),
             )
             values.append({"customer_id": customer_id, **clear})
-            if clear["email"]:
-                terms.append({"term": clear["email"].casefold()[:120], "customer_id": customer_id})
         conn.execute(update, values)
-    if terms:
-        conn.execute(
-            sa.text(
-                "INSERT INTO customer_search_term (term, customer_id) VALUES (:term, :customer_id)"
-            ),
-            terms,
-        )
