@@ -90,6 +90,7 @@ def init() -> None:
             "data cannot be read.",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     console.print(f"Database ready at revision [bold]{result.revision}[/bold].")
     if result.admin_email:
