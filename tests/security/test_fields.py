@@ -4,6 +4,7 @@ keyring has, for the column they were sealed for; blind indexes of normalised va
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 from pathlib import Path
@@ -168,21 +169,29 @@ def test_a_keyring_round_trips_through_its_json() -> None:
     assert keyring.parse(ring.to_json()) == ring
 
 
+ZEROS = base64.b64encode(bytes(32)).decode()
+
+
+def _document(*, primary: str, keys: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "format": "tenure.keyring/1",
+            "primary": primary,
+            "index_key": ZEROS,
+            "keys": {key_id: {"key": key} for key_id, key in keys.items()},
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
         ("not json", "not valid JSON"),
         ("{}", "not a Tenure keyring"),
         ('{"format": "tenure.keyring/1", "keys": {}}', 'no "keys"'),
+        (_document(primary="a", keys={"a": "c2hvcnQ="}), "must be 32 bytes"),
         (
-            '{"format": "tenure.keyring/1", "primary": "a", "index_key": "%s", '
-            '"keys": {"a": {"key": "c2hvcnQ="}}}' % base64.b64encode(bytes(32)).decode(),
-            "must be 32 bytes",
-        ),
-        (
-            '{"format": "tenure.keyring/1", "primary": "b", "index_key": "%s", '
-            '"keys": {"a": {"key": "%s"}}}'
-            % (base64.b64encode(bytes(32)).decode(), base64.b64encode(bytes(32)).decode()),
+            _document(primary="b", keys={"a": ZEROS}),
             "the primary key 'b' is not among the keys",
         ),
     ],
