@@ -166,7 +166,6 @@ def _load(dataset: Dataset, directory: Path) -> Any:
     from tenure.config import Settings
     from tenure.db import make_engine
     from tenure.ops import demo
-
     from tenure.security import fields, keyring
 
     settings = Settings(data_dir=directory)

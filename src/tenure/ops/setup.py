@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from tenure.config import Settings
+from tenure.customers import privacy
 from tenure.db import make_sessionmaker, unit_of_work
 from tenure.ops import migrate
 from tenure.security import fields, keyring
@@ -37,6 +38,7 @@ def initialise(engine: Engine, settings: Settings) -> InitResult:
     sealer = fields.sealer_for(settings)
     sealer.keyring.current()  # a keyring that cannot be used stops here, before migrating
     migrate.upgrade(engine, sealer=sealer)
+    privacy.settle(engine)  # SQLite: nothing a migration encrypted stays in the WAL
     sessions = make_sessionmaker(engine, sealer=sealer)
     with unit_of_work(sessions) as session:
         if session.scalar(select(func.count(User.id))):

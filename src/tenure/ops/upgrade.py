@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tenure.config import Settings
+from tenure.customers import privacy
 from tenure.ops import backup, integrity, migrate
 from tenure.ops.backup import Progress
 from tenure.ops.errors import OpsError
@@ -84,6 +85,8 @@ def run(
             _failure(f"The migration failed: {type(exc).__name__}: {exc}", engine, before, archive),
             backup_path=archive,
         ) from exc
+    # SQLite: values a migration encrypted or removed must not linger in the write-ahead log.
+    privacy.settle(engine)
     _verify(engine, before, head, backup_path=archive)
     return UpgradeResult(before, head, archive)
 
