@@ -264,3 +264,15 @@ def test_a_running_process_seals_under_a_new_primary_once_it_looks_again(
     os.utime(path, ns=(stamp, stamp))  # a new mtime even on a coarse clock
 
     assert key_id_of(running.seal(EMAIL, "after")) == rotated.primary
+
+
+def test_a_key_file_gone_while_serving_leaves_the_keys_already_read(tmp_path: Path) -> None:
+    running = _sealer(tmp_path, reload_seconds=0)
+    token = running.seal(EMAIL, "kept@example.com")
+
+    (tmp_path / "keyring.json").unlink()
+
+    # Requests go on with the keys in memory; the readiness probe says what is wrong.
+    assert running.open(EMAIL, running.seal(EMAIL, "new@example.com")) == "new@example.com"
+    assert running.open(EMAIL, token) == "kept@example.com"
+    assert running.keyring.check() is not None

@@ -110,7 +110,7 @@ def rotate(
                 progress.update(tasks[stage], completed=done, total=total)
 
             result = keys.rotate(settings, engine, resume_only=resume, progress=report)
-    except keys.KeysError as exc:
+    except (keys.KeysError, KeyringError) as exc:
         raise _fail(str(exc)) from None
     finally:
         engine.dispose()

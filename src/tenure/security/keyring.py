@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -33,6 +34,8 @@ from typing import Any
 import orjson
 
 from tenure.config import Settings
+
+log = logging.getLogger("tenure")
 
 FORMAT = "tenure.keyring/1"
 KEY_BYTES = 32  # AES-256
@@ -281,7 +284,15 @@ class LiveKeyring:
             stamp = self._file_stamp()
             if self._keyring is not None and not force and stamp == self._stamp:
                 return self._keyring
-            keyring = load(self.settings)
+            try:
+                keyring = load(self.settings)
+            except KeyringError as exc:
+                if self._keyring is None or force:
+                    raise
+                # The file went missing or bad while serving: keep the keys already read
+                # (requests go on); /readyz and tenure doctor report the problem.
+                log.warning("keyring not read again, the keys read before stay: %s", exc)
+                return self._keyring
             self._keyring, self._stamp = keyring, stamp
             return keyring
 
