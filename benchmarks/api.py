@@ -166,8 +166,11 @@ def _load(dataset: Dataset, directory: Path) -> Any:
     from tenure.config import Settings
     from tenure.db import make_engine
     from tenure.ops import demo
+    from tenure.security import fields, keyring
 
-    engine = make_engine(Settings(data_dir=directory))
+    settings = Settings(data_dir=directory)
+    keyring.ensure_file(settings)  # the server started over this directory reads it too
+    engine = make_engine(settings)
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description}"),
@@ -187,6 +190,7 @@ def _load(dataset: Dataset, directory: Path) -> Any:
             customers=dataset.customers,
             seed=dataset.seed,
             lines_per_customer=dataset.lines_per_customer,
+            sealer=fields.sealer_for(settings),
             progress=report,
         )
     engine.dispose()

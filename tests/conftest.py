@@ -29,6 +29,7 @@ from tenure.config import Settings
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.models import metadata
 from tenure.ops import migrate
+from tenure.security import fields, keyring
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import Role
@@ -119,16 +120,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_settings(tmp_path: Path) -> Iterator[Settings]:
+def fresh_settings(tmp_path: Path, keyring_file: Path) -> Iterator[Settings]:
     """Settings for an empty database of this test's own (not migrated), on the same kind
-    of server as the run: SQLite under its data directory, or a new PostgreSQL database."""
+    of server as the run: SQLite under its data directory, or a new PostgreSQL database;
+    with the run's key file."""
     data_dir = tmp_path / "fresh-data"
     if POSTGRES_URL:
         url = _create_pg_database(POSTGRES_URL)
-        yield Settings(data_dir=data_dir, database_url=url)
+        yield Settings(data_dir=data_dir, database_url=url, keyring_file=keyring_file)
         _drop_pg_database(POSTGRES_URL, url)
     else:
-        yield Settings(data_dir=data_dir, database_url=None)
+        yield Settings(data_dir=data_dir, database_url=None, keyring_file=keyring_file)
 
 
 @pytest.fixture
@@ -140,12 +142,23 @@ def fresh_engine(fresh_settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def keyring_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The key file of the run's database: every app and session of the run uses it."""
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    keyring.write_file(path, keyring.generate())
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    database_url: str, keyring_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     # No background sampling for the operations page: a sample landing in the middle of a
     # test would be a row the test did not write (tests/observability samples by hand).
     return Settings(
         data_dir=tmp_path_factory.mktemp("data"),
         database_url=database_url,
+        keyring_file=keyring_file,
         operations_sample_seconds=0,
     )
 
@@ -221,8 +234,14 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
+def sealer(base_settings: Settings) -> fields.Sealer:
+    """Seals and opens customers' sensitive fields under the run's key file."""
+    return fields.sealer_for(base_settings)
+
+
+@pytest.fixture
+def sessions(engine: Engine, base_settings: Settings) -> sessionmaker[Session]:
+    return make_sessionmaker(engine, sealer=fields.sealer_for(base_settings))
 
 
 @pytest.fixture

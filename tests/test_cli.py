@@ -9,6 +9,7 @@ subprocess costs about a second, so each test runs only the commands it is about
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from tenure.config import Settings
 from tenure.db import make_sessionmaker, unit_of_work
 from tenure.ops import migrate
 from tenure.ops.setup import PASSWORD_FILE
+from tenure.security import keyring
 from tenure.security import service as security_service
 from tenure.security.models import ApiKey, User
 from tenure.security.permissions import Role
@@ -43,6 +45,8 @@ class Cli:
         env["TENURE_DATA_DIR"] = str(self.settings.data_dir)
         if self.settings.database_url:
             env["TENURE_DATABASE_URL"] = self.settings.database_url
+        if self.settings.keyring_file:
+            env["TENURE_KEYRING_FILE"] = str(self.settings.keyring_file)
         env["COLUMNS"] = "200"  # Rich wraps tables and long lines at the terminal width
         env["NO_COLOR"] = "1"
         return subprocess.run(
@@ -118,6 +122,38 @@ def test_init_prints_the_admin_and_generated_password_once(cli: Cli) -> None:
 
     assert second.splitlines() == [f"Database ready at revision {head}."]
     assert cli.user("admin@example.com").role == "admin"
+
+
+def test_init_makes_a_private_key_file_once_and_says_to_back_it_up(cli: Cli) -> None:
+    cli.settings = cli.settings.model_copy(update={"keyring_file": None})
+    path = cli.settings.data_dir / "keyring.json"
+
+    first = cli.ok("init")
+
+    assert first.splitlines()[0] == (
+        f"Encryption keys made in {path} (readable by you only). Back it up now, apart "
+        "from the database backups: without it the customers' personal data cannot be read."
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    made = keyring.read_file(path)
+    assert list(made.keys) == [made.primary]
+
+    second = cli.ok("init")
+
+    assert "Encryption keys made" not in second
+    assert keyring.read_file(path) == made
+
+
+def test_serve_refuses_to_start_without_a_usable_keyring(cli: Cli) -> None:
+    migrate.upgrade(cli.engine)
+    missing = cli.settings.data_dir / "no-such-keyring.json"
+    cli.settings = cli.settings.model_copy(update={"keyring_file": missing})
+
+    result = cli.run("serve", "--port", "1")
+
+    assert result.returncode == 1
+    assert "The keyring cannot be used: the key file" in result.stderr
+    assert "does not exist" in result.stderr
 
 
 def test_upgrade_migrates_an_empty_database_and_is_a_no_op_at_head(cli: Cli) -> None:

@@ -43,6 +43,7 @@ from tenure.observability.sampler import lifespan as sampling
 from tenure.observability.web import router as operations_web_router
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
+from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.api import router as security_router
 from tenure.security.models import User
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """Build the application for ``settings`` (from the environment when not given)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(engine, sealer=fields.sealer_for(settings))
 
     app = TenureApp(
         title="Tenure",

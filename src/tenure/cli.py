@@ -31,7 +31,10 @@ from tenure.observability import serving
 from tenure.observability.cli import app as logs_app
 from tenure.ops import commands as ops_commands
 from tenure.ops import migrate
+from tenure.ops.keys_cli import app as encryption_keys_app
+from tenure.security import fields
 from tenure.security import service as security_service
+from tenure.security.keyring import KeyringError
 from tenure.security.models import Team
 from tenure.security.permissions import Role
 from tenure.security.schemas import TeamCreate, UserCreate
@@ -47,6 +50,7 @@ ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
 app.add_typer(audit_app, name="audit")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(encryption_keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -83,6 +87,17 @@ def init() -> None:
         result = initialise(make_engine(settings), settings)
     except ValidationError as exc:  # TENURE_ADMIN_EMAIL or TENURE_ADMIN_PASSWORD refused
         raise _fail("cannot create the first admin:\n" + _invalid(exc)) from None
+    except KeyringError as exc:
+        raise _fail(f"The keyring cannot be used: {exc}") from None
+    if result.keyring_file:
+        console.print(
+            f"Encryption keys made in {result.keyring_file} (readable by you only). Back it "
+            "up now, apart from the database backups: without it the customers' personal "
+            "data cannot be read.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"Database ready at revision [bold]{result.revision}[/bold].")
     if result.admin_email:
         console.print(f"First admin: [bold]{result.admin_email}[/bold]")
@@ -104,6 +119,13 @@ def serve(
     current, head = migrate.revisions(make_engine(settings))
     if current != head:
         raise _fail(f"The database schema is at {current}, not {head}. Run 'tenure upgrade'.")
+    try:
+        fields.sealer_for(settings).keyring.current()
+    except KeyringError as exc:
+        raise _fail(
+            f"The keyring cannot be used: {exc}. Customers' personal data cannot be read "
+            "without it: restore the key file from its backup, or set TENURE_KEYRING_FILE."
+        ) from None
     host, workers = host or settings.host, workers or settings.workers
     with serving.prepared(settings, host=host, workers=workers) as observed:
         uvicorn.run(
@@ -131,7 +153,13 @@ def demo(
     """Load realistic demo data: customers, products and two years of orders."""
     from tenure.ops import demo as demo_data
 
-    engine = _engine()
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        sealer = fields.sealer_for(settings)
+        sealer.keyring.current()
+    except KeyringError as exc:
+        raise _fail(f"The keyring cannot be used: {exc}") from None
     if if_empty and demo_data.has_customers(engine):
         console.print("Customers exist already; demo data not loaded.")
         return
@@ -150,7 +178,9 @@ def demo(
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        stats = demo_data.load(engine, customers=customers, seed=seed, progress=report)
+        stats = demo_data.load(
+            engine, customers=customers, seed=seed, sealer=sealer, progress=report
+        )
     console.print(
         f"Loaded {stats.customers:,} customers, {stats.products:,} products, "
         f"{stats.orders:,} orders with {stats.order_lines:,} lines "

@@ -77,7 +77,24 @@ class Settings(BaseSettings):
         default=1024, ge=0, description="tenure doctor warns when the data directory has less free."
     )
     keyring_file: Path | None = Field(
-        default=None, description="Field encryption key file; readable by its owner only."
+        default=None,
+        description="The key file that encrypts customers' sensitive fields (0600); "
+        "default <data_dir>/keyring.json, made by tenure init.",
+    )
+    keyring: SecretStr | None = Field(
+        default=None,
+        description="The keyring's JSON itself, instead of the key file (cannot be rotated).",
+    )
+    keyring_reload_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How often a running server looks whether the key file changed.",
+    )
+    default_phone_region: str = Field(
+        default="US",
+        description="Where a phone number written without a +country code is read as from "
+        "(ISO 3166-1 alpha-2).",
     )
     pg_bindir: Path | None = Field(
         default=None, description="Directory of pg_dump, pg_restore and psql; found if unset."
@@ -89,6 +106,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phone numbers are known for (e.g. US, DE)")
+        return region
 
     @property
     def sqlalchemy_url(self) -> str:

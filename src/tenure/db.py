@@ -305,11 +305,17 @@ class _SQLiteConnection(sqlite3.Connection):
                 self.checkpointer.after_write()
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose changes to audited records are written to the audit log."""
-    from tenure.audit import recorder  # the audit tables build on this module
+def make_sessionmaker(engine: Engine, *, sealer: Any = None) -> sessionmaker[Session]:
+    """Sessions whose changes to audited records are written to the audit log.
 
-    factory = sessionmaker(engine, expire_on_commit=False)
+    ``sealer`` (a ``tenure.security.fields.Sealer``) encrypts and opens customers'
+    sensitive fields; sessions that touch them need one."""
+    from tenure.audit import recorder  # the audit tables build on this module
+    from tenure.security.fields import SEALER
+
+    factory = sessionmaker(
+        engine, expire_on_commit=False, info={SEALER: sealer} if sealer is not None else None
+    )
     recorder.install(factory)
     return factory
 

@@ -95,3 +95,11 @@ def stored_customer(sessions: sessionmaker[Session], customer_id: int) -> Custom
         customer = s.get(Customer, customer_id)
         assert customer is not None
         return customer
+
+
+def personal_data(sessions: sessionmaker[Session], customer_id: int) -> dict[str, Any]:
+    """The customer's sensitive fields as stored, opened."""
+    with sessions() as s:
+        customer = s.get(Customer, customer_id)
+        assert customer is not None
+        return customers_service.revealed_fields(session=s, customer=customer)

@@ -113,7 +113,10 @@ def _stale_counts(metrics_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def served(
-    database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+    database_url: str,
+    engine: Engine,
+    keyring_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """``tenure serve --workers 2`` on a free loopback port, over the test database, with a
     metrics token and a metrics directory holding stale counts from an earlier run."""
@@ -126,6 +129,7 @@ def served(
     env.update(
         TENURE_DATA_DIR=str(root / "data"),
         TENURE_DATABASE_URL=database_url,
+        TENURE_KEYRING_FILE=str(keyring_file),
         TENURE_METRICS_TOKEN=TOKEN,
         TENURE_LOG_FORMAT="json",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),

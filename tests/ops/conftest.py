@@ -23,6 +23,8 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env["TENURE_DATA_DIR"] = str(settings.data_dir)
     if settings.database_url:
         env["TENURE_DATABASE_URL"] = settings.database_url
+    if settings.keyring_file:
+        env["TENURE_KEYRING_FILE"] = str(settings.keyring_file)
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
     env.update(extra)

@@ -59,8 +59,20 @@ def _sample(column: sa.Column[Any], index: int, dialect: str) -> Any:
     raise AssertionError(f"no sample value for {column.table.name}.{column.name}: {kind!r}")
 
 
-def fill_every_table(engine: Engine) -> dict[str, dict[str, Any]]:
-    """Insert one row, every column set, into every table there is; returns the rows."""
+# What a sealed column (``<field>_cipher``) holds once opened: each a value of its field.
+SEALED_SAMPLES = {
+    "email": "someone@example.com",
+    "phone": "+49 30 1234567",
+    "address": '{"city": "Berlin", "country": "DE"}',
+    "birth_date": "1980-01-02",
+    "tax_id": "DE 123 456 789",
+}
+
+
+def fill_every_table(engine: Engine, sealer: Any = None) -> dict[str, dict[str, Any]]:
+    """Insert one row, every column set, into every table there is; returns the rows.
+    Sealed columns get values sealed by ``sealer`` (a ``tenure.security.fields.Sealer``),
+    as the application would write them."""
     meta = reflect(engine)
     written: dict[str, dict[str, Any]] = {}
     with engine.begin() as conn:
@@ -70,8 +82,11 @@ def fill_every_table(engine: Engine) -> dict[str, dict[str, Any]]:
             row: dict[str, Any] = {}
             for index, column in enumerate(table.columns):
                 foreign = next(iter(column.foreign_keys), None)
+                field = column.name.removesuffix("_cipher")
                 if foreign is not None:
                     row[column.name] = written[foreign.column.table.name][foreign.column.name]
+                elif sealer is not None and field in SEALED_SAMPLES and field != column.name:
+                    row[column.name] = sealer.seal(f"{table.name}.{field}", SEALED_SAMPLES[field])
                 else:
                     row[column.name] = _sample(column, index, engine.dialect.name)
             conn.execute(table.insert().values(row))

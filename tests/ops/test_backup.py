@@ -23,6 +23,7 @@ from tenure.config import Settings
 from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import make_engine
 from tenure.ops import backup, demo, migrate, restore
+from tenure.security.fields import Sealer
 from tests.ops.conftest import RunCli
 from tests.ops.tables import contents
 
@@ -34,8 +35,8 @@ INSERT_PRODUCT = text(
 
 
 @pytest.fixture
-def loaded(migrated: Engine) -> Engine:
-    demo.load(migrated, customers=30, seed=5, end=END, products=20)
+def loaded(migrated: Engine, sealer: Sealer) -> Engine:
+    demo.load(migrated, customers=30, seed=5, end=END, products=20, sealer=sealer)
     return migrated
 
 
@@ -163,11 +164,11 @@ def test_verify_rejects_a_file_that_is_not_a_backup(
         backup.verify(path, fresh_settings)
 
 
-def test_verify_runs_the_integrity_check_on_the_sqlite_copy(tmp_path: Path) -> None:
+def test_verify_runs_the_integrity_check_on_the_sqlite_copy(tmp_path: Path, sealer: Sealer) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=None)
     engine = make_engine(settings)
     migrate.upgrade(engine)
-    demo.load(engine, customers=30, seed=5, end=END, products=20)
+    demo.load(engine, customers=30, seed=5, end=END, products=20, sealer=sealer)
     engine.dispose()
     path, manifest = backup.create(settings, output=tmp_path / "b.tar.gz")
     # Damage a page in the middle of the file, then give the archive a matching checksum:

@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 from tenure.catalog.models import Product
 from tenure.config import Settings
 from tenure.core.money import to_storage
+from tenure.customers import service as customers_service
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import make_engine
 from tenure.ops import demo, migrate
 from tenure.orders.models import Order, OrderLine
+from tenure.security.fields import Sealer
 from tenure.security.models import User
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -29,8 +31,17 @@ SEED = 11
 TABLES = (Product, Customer, CustomerTag, CustomerSearchTerm, Order, OrderLine)
 
 
+_RUN: dict[str, Sealer] = {}
+
+
+@pytest.fixture(autouse=True)
+def _run_sealer(sealer: Sealer) -> None:
+    """Demo data is sealed under the run's keyring, which the API of the run reads."""
+    _RUN["sealer"] = sealer
+
+
 def _load(engine: Engine, customers: int = 300, seed: int = SEED) -> demo.DemoStats:
-    return demo.load(engine, customers=customers, seed=seed, end=END)
+    return demo.load(engine, customers=customers, seed=seed, end=END, sealer=_RUN["sealer"])
 
 
 def _plain(value: Any) -> Any:
@@ -43,15 +54,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _opened(table: Any, row: Any) -> tuple[Any, ...]:
+    """A row with its sealed values opened (sealing is randomised; their clear values are
+    what the seed decides)."""
+    values = []
+    for column, value in zip(table.columns, row, strict=True):
+        if column.name.endswith("_cipher") and value is not None:
+            field = column.name.removesuffix("_cipher")
+            value = _RUN["sealer"].open(f"{table.name}.{field}", value)
+        values.append(_plain(value))
+    return tuple(values)
+
+
 def _digest(engine: Engine) -> str:
     """A hash of every demo row, read back through the column types."""
     h = hashlib.sha256()
     with engine.connect() as conn:
         for model in TABLES:
             table = model.__table__
-            rows = sorted(
-                repr(tuple(_plain(v) for v in row)) for row in conn.execute(select(table))
-            )
+            rows = sorted(repr(_opened(table, row)) for row in conn.execute(select(table)))
             h.update(f"{table.name}:{len(rows)}\n".encode())
             for row in rows:
                 h.update(row.encode() + b"\n")
@@ -98,19 +119,24 @@ def test_counts_are_as_asked(engine: Engine, session: Session) -> None:
 def test_customers_are_complete_records(engine: Engine, session: Session) -> None:
     _load(engine)
     customers = list(session.scalars(select(Customer)))
+    clear = {
+        c.id: customers_service.revealed_fields(session=session, customer=c) for c in customers
+    }
     assert {c.kind for c in customers} == {"person", "company"}
     assert sum(c.kind == "person" for c in customers) > len(customers) / 2
-    emails = [c.email for c in customers]
+    emails = [clear[c.id]["email"] for c in customers]
     assert None not in emails and len(set(emails)) == len(emails)
-    assert all(c.phone and c.address and c.address["country"] for c in customers)
+    assert all(c.email_index and c.phone_index for c in customers)
+    assert all(v["phone"] and v["address"] and v["address"]["country"] for v in clear.values())
     assert any(c.company_name for c in customers if c.kind == "person")
     assert all(c.version == 1 and c.name_sort == c.name.casefold() for c in customers)
     assert {c.lifecycle_stage for c in customers} == {"lead", "prospect", "customer", "churned"}
     assert all(c.source and c.custom.get("language") for c in customers)
     assert _count(session, CustomerTag) > 0
     # Non-English names, Chinese ones among them.
-    assert any(not c.name.isascii() for c in customers if c.address["country"] == "DE")
-    assert any(c.address["country"] == "CN" for c in customers)
+    countries = {c.id: clear[c.id]["address"]["country"] for c in customers}
+    assert any(not c.name.isascii() for c in customers if countries[c.id] == "DE")
+    assert "CN" in countries.values()
 
 
 def test_customers_are_spread_over_demo_sales_users(engine: Engine, session: Session) -> None:
@@ -188,6 +214,7 @@ def test_progress_is_reported_to_the_end(engine: Engine) -> None:
         customers=250,
         seed=SEED,
         end=END,
+        sealer=_RUN["sealer"],
         progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)),
     )
     assert seen["customers"] == (250, 250)
@@ -206,7 +233,7 @@ def test_loading_twice_adds_fresh_records(engine: Engine, session: Session) -> N
     second = _load(engine, customers=150)
     assert _count(session, Customer) == 300
     assert _count(session, Order) == first.orders + second.orders
-    emails = list(session.scalars(select(Customer.email)))
+    emails = list(session.scalars(select(Customer.email_index)))
     assert len(set(emails)) == len(emails) == 300
     skus = list(session.scalars(select(Product.sku)))
     assert len(set(skus)) == len(skus) == 2 * demo.DEFAULT_PRODUCTS

@@ -14,6 +14,7 @@ from tenure.config import Settings
 from tenure.db import make_engine
 from tenure.ops import backup, doctor, migrate
 from tenure.ops.doctor import Finding, Status
+from tenure.security import keyring as keyrings
 from tests.ops.conftest import RunCli
 
 
@@ -24,8 +25,7 @@ def _by_check(findings: list[Finding]) -> dict[str, Finding]:
 @pytest.fixture
 def keyring(tmp_path: Path) -> Path:
     path = tmp_path / "keyring.json"
-    path.write_text("{}")
-    path.chmod(0o600)
+    keyrings.write_file(path, keyrings.generate())
     return path
 
 
@@ -45,6 +45,7 @@ def test_every_check_passes_on_a_healthy_installation(healthy: Settings) -> None
         ("database", Status.OK),
         ("schema", Status.OK),
         ("keyring", Status.OK),
+        ("keys in use", Status.OK),
         ("data directory", Status.OK),
         ("disk", Status.OK),
         ("last backup", Status.OK),
@@ -160,11 +161,56 @@ def test_the_schema_passes_at_the_latest_revision(migrated: Engine) -> None:
     )
 
 
-def test_no_keyring_configured_is_information_not_a_problem(tmp_path: Path) -> None:
+def test_no_key_file_in_the_data_directory_fails_and_says_to_run_init(tmp_path: Path) -> None:
     finding = doctor.check_keyring(Settings(data_dir=tmp_path, keyring_file=None))
 
-    assert finding.status == Status.INFO
-    assert doctor.exit_code([finding]) == 0
+    assert finding.status == Status.FAIL
+    assert finding.message == f"The key file {tmp_path / 'keyring.json'} does not exist."
+    assert finding.fix is not None and "tenure init" in finding.fix
+
+
+def test_a_key_file_that_is_not_a_keyring_fails(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+
+    finding = doctor.check_keyring(Settings(data_dir=tmp_path, keyring_file=path))
+
+    assert finding.status == Status.FAIL
+    assert finding.message == (
+        f"the key file {path} is not usable: it is not a Tenure keyring "
+        '(expected "format": "tenure.keyring/1").'
+    )
+
+
+def test_a_keyring_in_the_environment_passes(tmp_path: Path) -> None:
+    text = keyrings.generate().to_json().decode()
+
+    finding = doctor.check_keyring(Settings(data_dir=tmp_path, keyring=text))
+
+    assert finding.status == Status.OK
+    assert finding.message.startswith("From TENURE_KEYRING: 1 key(s), primary k")
+
+
+def test_values_under_a_key_the_keyring_lacks_fail(healthy: Settings, migrated: Engine) -> None:
+    with migrated.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customer (kind, name, name_sort, email_cipher, lifecycle_stage, "
+                "custom, created_at, updated_at, version) VALUES ('person', 'A', 'a', "
+                "'kgone:AAAA', 'lead', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+
+    findings = _by_check(doctor.run(lambda: healthy))
+
+    assert findings["keys in use"] == Finding(
+        "keys in use",
+        Status.FAIL,
+        "Values are encrypted under keys the keyring lacks: kgone (1 values).",
+        "Put the key file that holds them back from your key backup (tenure keys status "
+        "lists the keys in use).",
+    )
 
 
 def test_a_missing_keyring_fails(tmp_path: Path) -> None:
@@ -201,7 +247,12 @@ def test_a_keyring_that_is_a_directory_fails(tmp_path: Path) -> None:
 def test_a_private_keyring_passes(tmp_path: Path, keyring: Path) -> None:
     finding = doctor.check_keyring(Settings(data_dir=tmp_path, keyring_file=keyring))
 
-    assert finding == Finding("keyring", Status.OK, f"{keyring} is readable by its owner only.")
+    primary = keyrings.read_file(keyring).primary
+    assert finding == Finding(
+        "keyring",
+        Status.OK,
+        f"{keyring} is readable by its owner only: 1 key(s), primary {primary}.",
+    )
 
 
 def test_a_missing_data_directory_warns_with_the_mkdir_to_run(tmp_path: Path) -> None:
@@ -333,7 +384,7 @@ def test_doctor_command_prints_each_problem_with_its_fix_and_exits_non_zero(
         "                      fix: Run 'tenure upgrade' (it backs up first); the server is "
         "not ready until then."
     ) in lines
-    assert "INFO  keyring         Not configured (TENURE_KEYRING_FILE is not set)." in lines
+    assert any(line.startswith("OK    keyring         ") for line in lines)
     assert "WARN  last backup     No backup has been made here yet." in lines
     assert lines[-1] == "1 failed, 1 warning."
 
@@ -353,6 +404,7 @@ def test_doctor_command_json_on_a_healthy_installation(
         ("database", "ok"),
         ("schema", "ok"),
         ("keyring", "ok"),
+        ("keys in use", "ok"),
         ("data directory", "ok"),
         ("disk", "ok"),
         ("last backup", "ok"),

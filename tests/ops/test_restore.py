@@ -17,6 +17,7 @@ from tenure.config import Settings
 from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import make_engine
 from tenure.ops import backup, demo, migrate, restore
+from tenure.security.fields import Sealer
 from tests.ops.conftest import RunCli
 from tests.ops.tables import contents, fill_every_table
 
@@ -28,9 +29,9 @@ NEW_PRODUCT = text(
 
 
 @pytest.fixture
-def full(migrated: Engine) -> Engine:
+def full(migrated: Engine, sealer: Sealer) -> Engine:
     """Demo data, and a row in every table the demo leaves empty."""
-    demo.load(migrated, customers=30, seed=5, end=END, products=20)
+    demo.load(migrated, customers=30, seed=5, end=END, products=20, sealer=sealer)
     fill_every_table(migrated)
     return migrated
 

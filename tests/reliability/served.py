@@ -45,6 +45,8 @@ def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     env["TENURE_DATA_DIR"] = str(settings.data_dir)
     if settings.database_url:
         env["TENURE_DATABASE_URL"] = settings.database_url
+    if settings.keyring_file:
+        env["TENURE_KEYRING_FILE"] = str(settings.keyring_file)
     env["TENURE_ADMIN_EMAIL"] = ADMIN_EMAIL
     env["TENURE_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     env["TENURE_LOG_LEVEL"] = "warning"

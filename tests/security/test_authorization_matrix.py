@@ -47,7 +47,7 @@ from tenure.deps import get_principal
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn
-from tenure.security import passwords
+from tenure.security import fields, passwords
 from tenure.security import service as security_service
 from tenure.security.permissions import ROLE_PERMISSIONS, Role, Scope, scope_of
 from tenure.security.schemas import TeamCreate, UserCreate
@@ -534,15 +534,16 @@ class World:
         return client
 
 
-def _database(tmp: Path) -> Iterator[tuple[Settings, Engine]]:
-    if POSTGRES_URL:
-        url = _create_pg_database(POSTGRES_URL)
-        settings = Settings(data_dir=tmp, database_url=url, operations_sample_seconds=0)
-    else:
-        url = ""
-        settings = Settings(data_dir=tmp, database_url=None, operations_sample_seconds=0)
+def _database(tmp: Path, keyring_file: Path) -> Iterator[tuple[Settings, Engine]]:
+    url = _create_pg_database(POSTGRES_URL) if POSTGRES_URL else ""
+    settings = Settings(
+        data_dir=tmp,
+        database_url=url or None,
+        keyring_file=keyring_file,
+        operations_sample_seconds=0,
+    )
     engine = make_engine(settings)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, sealer=fields.sealer_for(settings))
     yield settings, engine
     engine.dispose()
     if url and POSTGRES_URL:
@@ -550,9 +551,9 @@ def _database(tmp: Path) -> Iterator[tuple[Settings, Engine]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    for settings, engine in _database(tmp_path_factory.mktemp("matrix")):
-        sessions = make_sessionmaker(engine)
+def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Iterator[World]:
+    for settings, engine in _database(tmp_path_factory.mktemp("matrix"), keyring_file):
+        sessions = make_sessionmaker(engine, sealer=fields.sealer_for(settings))
         with unit_of_work(sessions) as s:
             home = security_service.create_team(session=s, data=TeamCreate(name="Home")).id
             away = security_service.create_team(session=s, data=TeamCreate(name="Away")).id

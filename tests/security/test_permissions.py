@@ -37,6 +37,7 @@ from tenure.security.permissions import (
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
+    CUSTOMERS_REVEAL,
     CUSTOMERS_WRITE,
     OPERATIONS_READ,
     ORDERS_READ,
@@ -130,8 +131,21 @@ def test_login_is_the_only_open_api_route(app: FastAPI) -> None:
     assert open_routes == [f"POST {LOGIN_PATH}"]
 
 
+def _optional(route: RouteContext) -> set[str]:
+    """Permissions a route asks for only on some calls (``?reveal=true``)."""
+    found: set[str] = set()
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        permission = getattr(dependant.call, "optional_permission", None)
+        if permission is not None:
+            found.add(permission)
+        pending.extend(dependant.dependencies)
+    return found
+
+
 def test_every_declared_permission_is_a_known_one(app: FastAPI) -> None:
-    declared = set().union(*(_guards(r)[0] for r in _api_routes(app)))
+    declared = set().union(*(_guards(r)[0] | _optional(r) for r in _api_routes(app)))
 
     assert declared <= ALL_PERMISSIONS
     assert declared == ALL_PERMISSIONS, "a permission no route uses"
@@ -171,6 +185,8 @@ PROBES: dict[str, Probe] = {
     CUSTOMERS_DELETE: Probe("DELETE", "/api/v1/customers/{doomed}", None, 204, True),
     # The audit entry an export writes is left out of the comparison (see _snapshot).
     CUSTOMERS_EXPORT: Probe("GET", "/api/v1/customers/{customer}/export", None, 200, False),
+    # Like an export, a reveal leaves only its audit entry.
+    CUSTOMERS_REVEAL: Probe("GET", "/api/v1/customers/{customer}?reveal=true", None, 200, False),
     PRODUCTS_READ: Probe("GET", "/api/v1/products", None, 200, False),
     PRODUCTS_WRITE: Probe(
         "POST", "/api/v1/products", {"sku": "NEW-1", "name": "New", "unit_price": "1.00"}, 201, True
@@ -293,9 +309,10 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, ANALYTICS_READ},
-    Role.SALES: _READS | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, ORDERS_WRITE, API_KEYS_MANAGE},
-    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, API_KEYS_MANAGE},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ},
+    Role.SALES: _READS
+    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE},
+    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE},
     Role.MARKETING: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
     Role.ANALYST: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
     Role.AUDITOR: _READS | {USERS_READ, AUDIT_READ},

@@ -43,7 +43,18 @@ AUDITED = {
 }
 # Bookkeeping that changes on its own: not worth an entry.
 IGNORED = frozenset(
-    {"id", "created_at", "updated_at", "version", "name_sort", "last_login_at", "last_used_at"}
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "version",
+        "name_sort",
+        "last_login_at",
+        "last_used_at",
+        # Blind indexes change with the sealed value they index, which is recorded.
+        "email_index",
+        "phone_index",
+    }
 )
 # Personal data and secrets: an entry says that they changed, never what to.
 SENSITIVE = (
@@ -65,7 +76,15 @@ PERSONAL = {
     "order": frozenset({"notes"}),
 }
 MASK = "[masked]"
-ALIASES = {"tag_rows": "tags"}
+ALIASES = {
+    "tag_rows": "tags",
+    # Sealed fields are named as the field they hold (their values are always masked).
+    "email_cipher": "email",
+    "phone_cipher": "phone",
+    "address_cipher": "address",
+    "birth_date_cipher": "birth_date",
+    "tax_id_cipher": "tax_id",
+}
 
 PENDING = "tenure.audit.pending"
 CONTEXT = "tenure.audit.context"

@@ -126,6 +126,37 @@ def bulk_exported(
     )
 
 
+def revealed(
+    *,
+    session: Session,
+    entity_type: str,
+    entity_id: int | str,
+    fields: list[str],
+    purpose: str,
+    now: bool = True,
+) -> None:
+    """Sensitive fields of a record are shown in clear (``purpose``: "view", "edit").
+    The entry names the fields, never the values. ``now``: written at once, in a
+    transaction of its own, before the values leave (a read); otherwise with the
+    request's transaction, and kept even if that rolls back."""
+    details = {"fields": sorted(fields), "purpose": purpose}
+    action = f"{entity_type}.revealed"
+    if now:
+        recorder.write_now(
+            session, action=action, entity_type=entity_type, entity_id=str(entity_id),
+            details=details,
+        )  # fmt: skip
+        return
+    recorder.add(
+        session,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        details=details,
+        durable=True,
+    )
+
+
 def erased(
     *, session: Session, entity_type: str, entity_id: int | str, details: dict[str, Any]
 ) -> None:

@@ -8,12 +8,14 @@ from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from tenure.audit import service as audit_service
 from tenure.core.concurrency import check_if_match, etag
-from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.errors import PermissionDenied
+from tenure.core.pagination import Page, Slice, parse_sort, to_page
 from tenure.core.responses import model_response
 from tenure.core.routing import INLINE, APIRouter
 from tenure.core.schemas import Id
-from tenure.customers import exports, privacy, service
+from tenure.customers import exports, personal, privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import (
     CustomerCreate,
@@ -25,7 +27,15 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
-from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
+from tenure.deps import (
+    IfMatch,
+    ListParamsDep,
+    PrincipalDep,
+    ScopeDep,
+    SessionDep,
+    SettingsDep,
+    require,
+)
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.permissions import (
@@ -33,8 +43,10 @@ from tenure.security.permissions import (
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
+    CUSTOMERS_REVEAL,
     CUSTOMERS_WRITE,
     ORDERS_READ,
+    has_permission,
 )
 from tenure.security.service import Principal
 
@@ -47,17 +59,23 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 
 def _detail(session: SessionDep, customer: Customer, response: Response) -> CustomerDetail:
+    """The customer as answered to a write: masked, like every response that is kept for
+    an Idempotency-Key retry."""
     totals = orders_service.customer_totals(session=session, customer_id=customer.id)
     response.headers["ETag"] = etag(customer.version)
     return CustomerDetail(
-        **CustomerRead.model_validate(customer).model_dump(),
+        **dict(service.view(session=session, customer=customer)),
         summary=CustomerSummary.model_validate(totals, from_attributes=True),
     )
 
 
 Q = Annotated[
     str | None,
-    Query(max_length=120, description="Prefix of a word of the name, email or company."),
+    Query(
+        max_length=120,
+        description="Prefix of a word of the name or company; an email address or a "
+        "phone number finds that customer exactly.",
+    ),
 ]
 
 
@@ -74,7 +92,10 @@ def list_customers(
     kind: Kind | None = None,
     tag: str | None = None,
     source: str | None = None,
-    email: str | None = None,
+    email: Annotated[str | None, Query(max_length=320, description="Exact email.")] = None,
+    phone: Annotated[
+        str | None, Query(max_length=40, description="Exact phone number, in any format.")
+    ] = None,
     trashed: Annotated[bool, Query(description="List the trash instead.")] = False,
 ) -> Response:
     """List, filter and search the customers you reach (your own, your team's or all, by
@@ -87,6 +108,7 @@ def list_customers(
         tag=tag,
         source=source,
         email=email,
+        phone=phone,
         trashed=trashed,
     )
     if q is not None and params.sort is None:
@@ -109,7 +131,10 @@ def list_customers(
         limit=params.limit,
         count_cap=settings.count_cap if params.count else None,
     )
-    return model_response(to_page(result, CustomerRead.model_validate, Page[CustomerRead]))
+    shown = Slice(
+        service.views(session=session, customers=result.items), result.next_cursor, result.total
+    )
+    return model_response(to_page(shown, lambda item: item, Page[CustomerRead]))
 
 
 @router.post("", response_model=CustomerDetail, status_code=status.HTTP_201_CREATED)
@@ -173,16 +198,63 @@ def export_customers(
     )
 
 
+async def _reveal(
+    session: SessionDep,
+    principal: PrincipalDep,
+    reveal: Annotated[
+        bool,
+        Query(
+            description="Show the sensitive fields in clear (needs customers:reveal; "
+            "recorded in the audit log)."
+        ),
+    ] = False,
+) -> bool:
+    if reveal:
+        if not has_permission(principal.role, CUSTOMERS_REVEAL):
+            raise PermissionDenied(
+                f"Your role ({principal.role}) lacks '{CUSTOMERS_REVEAL}'.",
+                permission=CUSTOMERS_REVEAL,
+            )
+        # The audit entry is written before the answer, and may wait for the write lock:
+        # off the event loop (see tenure.core.routing).
+        session.info[INLINE] = False
+    return reveal
+
+
+# Asked for only with ?reveal=true: not the route's permission (customers:read is), so
+# route audits list it apart from what every call needs.
+_reveal.optional_permission = CUSTOMERS_REVEAL  # type: ignore[attr-defined]
+
+
 @router.get("/{customer_id}", response_model=CustomerDetail)
-def get_customer(customer_id: Id, session: SessionDep, scope: ScopeDep, _actor: Reader) -> Response:
-    """One customer with their order summary. ``ETag`` carries the version."""
-    customer = service.read(session=session, customer_id=customer_id, scope=scope)
+def get_customer(
+    customer_id: Id,
+    session: SessionDep,
+    scope: ScopeDep,
+    _actor: Reader,
+    reveal: Annotated[bool, Depends(_reveal)],
+) -> Response:
+    """One customer with their order summary, sensitive fields masked; with
+    ``reveal=true`` in clear (needs customers:reveal; each reveal is recorded in the
+    audit log before the answer is sent). ``ETag`` carries the version."""
+    customer = service.read(session=session, customer_id=customer_id, scope=scope, reveal=reveal)
+    if reveal:
+        audit_service.revealed(
+            session=session,
+            entity_type="customer",
+            entity_id=customer_id,
+            fields=[name for name in personal.FIELDS if getattr(customer, name) is not None],
+            purpose="view",
+        )
     totals = orders_service.customer_totals(session=session, customer_id=customer_id)
     detail = CustomerDetail(
         **dict(customer),
         summary=CustomerSummary.model_validate(totals, from_attributes=True),
     )
-    return model_response(detail, headers={"ETag": etag(customer.version)})
+    headers = {"ETag": etag(customer.version)}
+    if reveal:
+        headers["Cache-Control"] = "no-store"
+    return model_response(detail, headers=headers)
 
 
 @router.patch("/{customer_id}", response_model=CustomerDetail)

@@ -28,6 +28,8 @@ COLUMNS = (
     "company_name",
     "email",
     "phone",
+    "birth_date",
+    "tax_id",
     "address_line1",
     "address_line2",
     "city",
@@ -61,16 +63,19 @@ def _cell(value: Any) -> str:
     return "'" + text if _FORMULA.match(text) else text
 
 
-def row(customer: Customer) -> list[str]:
-    """One customer as a CSV row, in the order of ``COLUMNS``."""
-    address = customer.address or {}
+def row(customer: Customer, clear: dict[str, Any]) -> list[str]:
+    """One customer as a CSV row, in the order of ``COLUMNS``; ``clear`` holds the
+    personal fields in clear (an export is recorded, see ``record``)."""
+    address = clear["address"] or {}
     values: dict[str, Any] = {
         "id": customer.id,
         "kind": customer.kind,
         "name": customer.name,
         "company_name": customer.company_name,
-        "email": customer.email,
-        "phone": customer.phone,
+        "email": clear["email"],
+        "phone": clear["phone"],
+        "birth_date": clear["birth_date"].isoformat() if clear["birth_date"] else None,
+        "tax_id": clear["tax_id"],
         "lifecycle_stage": customer.lifecycle_stage,
         "owner_id": customer.owner_id,
         "tags": ";".join(customer.tags),
@@ -107,4 +112,5 @@ def lines(
     yield _line(list(COLUMNS))
     with sessions() as session, session.begin():
         for customer in service.iter_customers(session=session, filters=filters, scope=scope):
-            yield _line(row(customer))
+            clear = service.revealed_fields(session=session, customer=customer)
+            yield _line(row(customer, clear))

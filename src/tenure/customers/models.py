@@ -35,9 +35,15 @@ class Customer(Record, Trashable, Base):
     kind: Mapped[str] = mapped_column(String(10))
     name: Mapped[str] = mapped_column(String(200))
     name_sort: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320), index=True)
-    phone: Mapped[str | None] = mapped_column(String(40))
-    address: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    # Sensitive personal fields: stored only sealed (tenure.security.fields), opened by
+    # tenure.customers.personal; email and phone also by blind index for exact lookup.
+    email_cipher: Mapped[str | None] = mapped_column(Text)
+    email_index: Mapped[str | None] = mapped_column(String(32), index=True)
+    phone_cipher: Mapped[str | None] = mapped_column(Text)
+    phone_index: Mapped[str | None] = mapped_column(String(32), index=True)
+    address_cipher: Mapped[str | None] = mapped_column(Text)
+    birth_date_cipher: Mapped[str | None] = mapped_column(Text)
+    tax_id_cipher: Mapped[str | None] = mapped_column(Text)
     company_name: Mapped[str | None] = mapped_column(String(200))
     lifecycle_stage: Mapped[str] = mapped_column(String(20))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

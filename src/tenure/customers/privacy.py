@@ -25,11 +25,10 @@ from tenure.audit import service as audit_service
 from tenure.core import idempotency
 from tenure.core.errors import NotFound
 from tenure.core.time import utcnow
-from tenure.customers import search
+from tenure.customers import personal, search, service
 from tenure.customers.models import Customer, CustomerSearchTerm
 from tenure.customers.schemas import (
     CustomerExport,
-    CustomerRead,
     CustomerSummary,
     ExportedEntry,
 )
@@ -40,11 +39,8 @@ from tenure.security.scope import RecordScope
 log = logging.getLogger("tenure")
 
 PLACEHOLDER = "Erased customer #{id}"
-# What an erasure clears, and what each is left as.
+# What an erasure clears, and what each is left as (the sensitive fields too, below).
 ERASED_FIELDS: dict[str, Any] = {
-    "email": None,
-    "phone": None,
-    "address": None,
     "company_name": None,
     "notes": None,
     "custom": {},
@@ -81,7 +77,7 @@ def export(*, session: Session, customer_id: int, scope: RecordScope) -> Custome
     ]
     document = CustomerExport(
         exported_at=utcnow(),
-        customer=CustomerRead.model_validate(customer),
+        customer=service.view(session=session, customer=customer, reveal=True),
         summary=CustomerSummary.model_validate(totals, from_attributes=True),
         orders=[OrderRead.model_validate(o) for o in orders],
         history=[ExportedEntry.model_validate(e) for e in sorted(history, key=lambda e: e.seq)],
@@ -96,9 +92,12 @@ def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer
     customer = _find(session, customer_id, scope, for_update=True)
     if customer.erased_at is not None:
         return customer
-    held = _values(customer)
+    held = _values(session, customer)
     fields = sorted(
-        name for name in ("name", *ERASED_FIELDS) if getattr(customer, name) not in (None, {}, [])
+        [
+            *(n for n in ("name", *ERASED_FIELDS) if getattr(customer, n) not in (None, {}, [])),
+            *personal.present(customer),
+        ]
     )
     with recorder.unrecorded(session, "customer", customer.id):
         placeholder = PLACEHOLDER.format(id=customer.id)
@@ -109,6 +108,8 @@ def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer
                 customer.tag_rows = []
             else:
                 setattr(customer, name, empty)
+        for column in personal.COLUMNS:
+            setattr(customer, column, None)
         customer.erased_at = customer.updated_at = utcnow()
         # Not even the placeholder is indexed: an erased customer is found by id only.
         session.execute(
@@ -165,10 +166,11 @@ def settle(bind: Engine | Connection) -> None:
 # --- what a kept response may hold ----------------------------------------------------
 
 
-def _values(customer: Customer) -> list[str]:
+def _values(session: Session, customer: Customer) -> list[str]:
     """Every text that identifies the customer, for finding it in kept responses."""
-    texts = [customer.name, customer.email, customer.phone, customer.company_name, customer.notes]
-    texts.extend(_strings(customer.address or {}))
+    clear = service.revealed_fields(session=session, customer=customer)
+    texts = [customer.name, customer.company_name, customer.notes, clear["tax_id"]]
+    texts.extend(_strings([clear["email"], clear["phone"], clear["address"] or {}]))
     texts.extend(_strings(customer.custom or {}))
     return sorted({t.casefold() for t in texts if t and len(t) >= _MIN_SEARCHED})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -39,6 +39,19 @@ def _phone(value: str) -> str:
     return value
 
 
+def _birth_date(value: date) -> date:
+    if value > date.today() or value.year < 1800:
+        raise ValueError("must be a date between 1800-01-01 and today")
+    return value
+
+
+def _tax_id(value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be empty; send null to clear it")
+    return value
+
+
 def _tags(values: list[str]) -> list[str]:
     cleaned = sorted({v.strip() for v in values if v.strip()})
     for tag in cleaned:
@@ -58,6 +71,8 @@ def _custom(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Phone = Annotated[str, AfterValidator(_phone)]
+BirthDate = Annotated[date, AfterValidator(_birth_date)]
+TaxId = Annotated[str, Field(max_length=50), AfterValidator(_tax_id)]
 Tags = Annotated[list[str], Field(max_length=50), AfterValidator(_tags)]
 Custom = Annotated[dict[str, Any], AfterValidator(_custom)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -81,6 +96,8 @@ class CustomerCreate(Strict):
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
+    birth_date: BirthDate | None = None
+    tax_id: TaxId | None = None
     company_name: ShortText | None = None
     tags: Tags = Field(default_factory=list)
     lifecycle_stage: LifecycleStage = LifecycleStage.LEAD
@@ -104,6 +121,8 @@ class CustomerUpdate(Strict):
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
+    birth_date: BirthDate | None = None
+    tax_id: TaxId | None = None
     company_name: ShortText | None = None
     tags: Tags | None = None
     lifecycle_stage: LifecycleStage | None = None
@@ -114,6 +133,10 @@ class CustomerUpdate(Strict):
 
 
 class CustomerRead(BaseModel):
+    """A customer. Sensitive fields are masked unless revealed: email as
+    ``j•••@example.com``, phone as ``•••• 4567``, the address as its city and country,
+    birth date and tax id as null; ``withheld`` names those that hold more than shown."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -122,6 +145,16 @@ class CustomerRead(BaseModel):
     email: str | None
     phone: str | None
     address: Address | None
+    birth_date: date | None = None
+    tax_id: str | None = None
+    revealed: bool = Field(
+        default=False, description="Whether the sensitive fields are shown in clear."
+    )
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="Sensitive fields that hold a value shown masked or not at all; "
+        "GET /customers/{id}?reveal=true shows them (customers:reveal).",
+    )
     company_name: str | None
     tags: list[str]
     lifecycle_stage: LifecycleStage

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -36,12 +36,14 @@ from tenure.core.pagination import (
     parse_sort,
 )
 from tenure.core.time import utcnow
-from tenure.customers import search
+from tenure.customers import personal, search
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from tenure.db import Prepared
+from tenure.security import fields
+from tenure.security.fields import InvalidPhone
 from tenure.security.models import User
-from tenure.security.scope import RecordScope
+from tenure.security.scope import EVERYTHING, RecordScope
 
 SORT_FIELDS = (
     SortField("id", Customer.id, int),
@@ -61,7 +63,11 @@ class CustomerFilter:
     tag: str | None = None
     source: str | None = None
     email: str | None = None
+    phone: str | None = None
     trashed: bool = False
+    # Blind indexes of ``email`` and ``phone``, worked out by the service (``_indexed``).
+    email_index: str | None = None
+    phone_index: str | None = None
 
 
 class OwnerNotAssignable(PermissionDenied):
@@ -97,6 +103,8 @@ def get(
 
 _CUSTOMER = Customer.__table__
 _CUSTOMER_KEYS = tuple(c.key for c in _CUSTOMER.c)
+# What a view copies as it is: everything but the sealed values and their indexes.
+_PLAIN_KEYS = tuple(k for k in _CUSTOMER_KEYS if k not in personal.COLUMNS)
 _TAG = CustomerTag.__table__
 # Read on nearly every request: compiled once and run straight on the connection.
 _READ_ROW = Prepared(
@@ -109,9 +117,11 @@ _READ_TAGS = Prepared(
 )
 
 
-def read(*, session: Session, customer_id: int, scope: RecordScope) -> CustomerRead:
-    """A customer by id as the API shows it; ``NotFound`` when missing, in the trash or
-    out of ``scope``.
+def read(
+    *, session: Session, customer_id: int, scope: RecordScope, reveal: bool = False
+) -> CustomerRead:
+    """A customer by id as the API shows it (sensitive fields masked unless ``reveal``);
+    ``NotFound`` when missing, in the trash or out of ``scope``.
 
     The record ``get`` loads, read without making ORM objects: the cheap way to answer
     the most frequent request."""
@@ -122,7 +132,36 @@ def read(*, session: Session, customer_id: int, scope: RecordScope) -> CustomerR
     if not scope.reaches(values["owner_id"]):
         raise _not_found(customer_id)
     tags = [tag for (tag,) in _READ_TAGS.all(session, customer_id=customer_id)]
-    return CustomerRead.model_validate({**values, "tags": tags})
+    return _view(fields.of(session), values, tags, reveal=reveal)
+
+
+def _view(
+    sealer: fields.Sealer, row: Any, tags: list[str], *, reveal: bool = False
+) -> CustomerRead:
+    if isinstance(row, dict):
+        values = {key: row[key] for key in _PLAIN_KEYS}
+    else:
+        values = {key: getattr(row, key) for key in _PLAIN_KEYS}
+    shown = personal.revealed(sealer, row) if reveal else personal.masked(sealer, row)
+    return CustomerRead.model_validate({**values, **shown, "tags": tags})
+
+
+def view(*, session: Session, customer: Customer, reveal: bool = False) -> CustomerRead:
+    """A customer as the API and pages show it: sensitive fields masked, or in clear
+    when ``reveal`` (the caller records a reveal in the audit log)."""
+    return _view(fields.of(session), customer, customer.tags, reveal=reveal)
+
+
+def views(*, session: Session, customers: Sequence[Customer]) -> list[CustomerRead]:
+    """Customers as lists show them, sensitive fields masked (only what is shown is
+    opened: the email, phone and address of these rows)."""
+    sealer = fields.of(session)
+    return [_view(sealer, c, c.tags) for c in customers]
+
+
+def revealed_fields(*, session: Session, customer: Customer) -> dict[str, Any]:
+    """A customer's sensitive fields in clear, by field name (None where empty)."""
+    return personal.opened(fields.of(session), customer)
 
 
 _ACTIVE = Prepared(
@@ -179,10 +218,33 @@ def _set_terms(session: Session, customer: Customer) -> None:
     session.execute(delete(CustomerSearchTerm).where(CustomerSearchTerm.customer_id == customer.id))
     session.add_all(
         CustomerSearchTerm(term=term, customer_id=customer.id)
-        for term in search.terms(
-            name=customer.name, email=customer.email, company_name=customer.company_name
-        )
+        for term in search.terms(name=customer.name, company_name=customer.company_name)
     )
+
+
+def _seal(session: Session, customer: Customer, values: dict[str, Any]) -> None:
+    """Store the sensitive ``values`` (by field name) sealed, with their blind indexes."""
+    try:
+        columns = personal.sealed(fields.of(session), values)
+    except InvalidPhone:
+        raise field_error(
+            "phone",
+            "This is not a phone number Tenure can read. Write it with its country code, "
+            "e.g. +49 30 1234567.",
+        ) from None
+    for column, value in columns.items():
+        setattr(customer, column, value)
+
+
+def _sensitive(data: CustomerCreate | CustomerUpdate, *, only_set: bool) -> dict[str, Any]:
+    sent = data.model_fields_set if only_set else set(personal.FIELDS)
+    values: dict[str, Any] = {}
+    for name in personal.FIELDS:
+        if name not in sent:
+            continue
+        value = getattr(data, name)
+        values[name] = value.model_dump(exclude_none=True) if name == "address" and value else value
+    return values
 
 
 def _set_tags(customer: Customer, tags: Sequence[str]) -> None:
@@ -199,9 +261,6 @@ def create(*, session: Session, data: CustomerCreate, actor: User, scope: Record
         kind=data.kind.value,
         name=data.name,
         name_sort=search.normalize(data.name),
-        email=data.email,
-        phone=data.phone,
-        address=data.address.model_dump(exclude_none=True) if data.address else None,
         company_name=data.company_name,
         lifecycle_stage=data.lifecycle_stage.value,
         owner_id=owner_id,
@@ -209,6 +268,7 @@ def create(*, session: Session, data: CustomerCreate, actor: User, scope: Record
         notes=data.notes,
         custom=data.custom,
     )
+    _seal(session, customer, _sensitive(data, only_set=False))
     _set_tags(customer, data.tags)
     session.add(customer)
     session.flush()
@@ -238,15 +298,20 @@ def update(
         )
     if "tags" in changes:
         _set_tags(customer, changes.pop("tags") or [])
-    if "address" in changes:
-        changes["address"] = data.address.model_dump(exclude_none=True) if data.address else None
+    sensitive = _sensitive(data, only_set=True)
+    for name in sensitive:
+        changes.pop(name)
+    # Sealing is randomised: a value sent unchanged (a form sends every field) is kept
+    # as it is, so that it is not recorded as changed.
+    current = personal.opened(fields.of(session), customer, sensitive)
+    _seal(session, customer, {k: v for k, v in sensitive.items() if v != current[k]})
     for field, value in changes.items():
         setattr(customer, field, value.value if hasattr(value, "value") else value)
     if "name" in changes:
         customer.name_sort = search.normalize(customer.name)
     customer.updated_at = utcnow()  # bumps the version even when only tags changed
     session.flush()
-    if {"name", "email", "company_name"} & changes.keys():
+    if {"name", "company_name"} & changes.keys():
         _set_terms(session, customer)
         session.flush()
     return customer
@@ -282,13 +347,64 @@ def _filtered(stmt: AnySelect, f: CustomerFilter, scope: RecordScope | None) -> 
         stmt = stmt.where(Customer.kind == f.kind)
     if f.source:
         stmt = stmt.where(Customer.source == f.source)
-    if f.email:
-        stmt = stmt.where(Customer.email == f.email.strip().lower())
+    if f.email_index is not None:
+        stmt = stmt.where(Customer.email_index == f.email_index)
+    if f.phone_index is not None:
+        stmt = stmt.where(Customer.phone_index == f.phone_index)
     if f.tag:
         stmt = stmt.where(
             exists().where(and_(CustomerTag.customer_id == Customer.id, CustomerTag.tag == f.tag))
         )
     return stmt
+
+
+def _indexed(session: Session, f: CustomerFilter) -> CustomerFilter:
+    """``f`` with the blind indexes of its email and phone filters worked out."""
+    if not f.email and not f.phone:
+        return f
+    sealer = fields.of(session)
+    phone_index = None
+    if f.phone:
+        try:
+            phone_index = sealer.phone_index(f.phone)
+        except InvalidPhone:
+            msg = "must be a phone number, e.g. +49 30 1234567"
+            raise InvalidInput(
+                f"phone: {msg}", errors=[{"loc": ["query", "phone"], "msg": msg}]
+            ) from None
+    email_index = sealer.email_index(f.email) if f.email else None
+    return replace(f, email_index=email_index, phone_index=phone_index)
+
+
+_EMAIL_QUERY = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE_QUERY = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+def _exact(session: Session, f: CustomerFilter) -> CustomerFilter | None:
+    """A search that is an email address or a phone number, as an exact lookup by blind
+    index (the filter without ``q``); None when it is neither, or when nothing matches it
+    exactly (then its words are searched as usual)."""
+    assert f.q is not None
+    q = f.q.strip()
+    sealer = fields.of(session)
+    if _EMAIL_QUERY.fullmatch(q):
+        index = sealer.email_index(q)
+        if f.email_index not in (None, index):
+            return None
+        exact = replace(f, q=None, email_index=index)
+    elif _PHONE_QUERY.fullmatch(q) and sum(c.isdigit() for c in q) >= 5:
+        try:
+            index = sealer.phone_index(q)
+        except InvalidPhone:
+            return None
+        if f.phone_index not in (None, index):
+            return None
+        exact = replace(f, q=None, phone_index=index)
+    else:
+        return None
+    # Whether anyone has it: the caller's scope narrows the list that follows.
+    found = session.execute(_filtered(select(Customer.id), exact, EVERYTHING).limit(1)).first()
+    return exact if found is not None else None
 
 
 def _term_range(q: str) -> tuple[str, str]:
@@ -310,7 +426,11 @@ def list_customers(
     count_cap: int | None = None,
 ) -> Slice[Customer]:
     """A page of the customers in ``scope``. With ``q`` and no explicit sort, matches come
-    in term order."""
+    in term order; a ``q`` that is an email address or a phone number finds that customer
+    exactly."""
+    filters = _indexed(session, filters)
+    if filters.q is not None:
+        filters = _exact(session, filters) or filters
     if filters.q is not None and sort is None:
         return _search_page(session, filters, scope, cursor, limit, count_cap)
     sort = sort or parse_sort(None, SORT_FIELDS, DEFAULT_SORT)
@@ -463,9 +583,6 @@ def _tags_of(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
     return tags
 
 
-_READS = TypeAdapter(list[CustomerRead])
-
-
 def find(
     *,
     session: Session,
@@ -475,9 +592,24 @@ def find(
     limit: int,
     count_cap: int | None = None,
 ) -> Slice[CustomerRead]:
-    """Customers in ``scope`` whose name, email or company has a word starting with
-    ``filters.q``, best matches (in term order) first, as the API shows them; each
-    customer once."""
+    """Customers in ``scope`` whose name or company has a word starting with
+    ``filters.q``, best matches (in term order) first, as the API shows them (masked);
+    each customer once. A ``q`` that is an email address or a phone number finds that
+    customer exactly."""
+    assert filters.q is not None
+    filters = _indexed(session, filters)
+    exact = _exact(session, filters)
+    if exact is not None:
+        found = list_customers(
+            session=session,
+            filters=exact,
+            scope=scope,
+            sort=None,
+            cursor=cursor,
+            limit=limit,
+            count_cap=count_cap,
+        )
+        return Slice(views(session=session, customers=found.items), found.next_cursor, found.total)
     assert filters.q is not None
     if filters == CustomerFilter(q=filters.q) and scope.unrestricted and not count_cap:
         lo, hi = _term_range(filters.q)
@@ -494,12 +626,12 @@ def find(
         rows = session.connection().execute(statement).all()
     page = rows[:limit]
     tags = _tags_of(session, [row[1] for row in page])
-    values = []
+    sealer = fields.of(session)
+    items = []
     for row in page:
         value = dict(zip(_CUSTOMER_KEYS, row[2:], strict=True))
-        value["tags"] = tags.get(value["id"], [])
-        values.append(value)
-    return Slice(_READS.validate_python(values), _search_cursor(rows, limit), total)
+        items.append(_view(sealer, value, tags.get(value["id"], [])))
+    return Slice(items, _search_cursor(rows, limit), total)
 
 
 def count_active(*, session: Session, scope: RecordScope) -> int:

@@ -21,10 +21,10 @@ from starlette.datastructures import FormData
 from tenure.audit import service as audit_service
 from tenure.audit.models import AuditEntry
 from tenure.audit.recorder import MASK
-from tenure.core.errors import InvalidInput, NotFound
+from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
-from tenure.customers import exports, privacy, service
+from tenure.customers import exports, personal, privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
 from tenure.deps import SessionDep
@@ -37,6 +37,7 @@ from tenure.security.permissions import (
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
     CUSTOMERS_READ,
+    CUSTOMERS_REVEAL,
     CUSTOMERS_WRITE,
     ORDERS_READ,
     has_permission,
@@ -63,6 +64,8 @@ FORM_FIELDS = (
     "email",
     "phone",
     *(f"address.{part}" for part in ADDRESS_PARTS),
+    "birth_date",
+    "tax_id",
     "lifecycle_stage",
     "owner_id",
     "tags",
@@ -77,6 +80,7 @@ Writer = Annotated[User, page_require(CUSTOMERS_WRITE)]
 Deleter = Annotated[User, page_require(CUSTOMERS_DELETE)]
 Exporter = Annotated[User, page_require(CUSTOMERS_EXPORT)]
 Eraser = Annotated[User, page_require(CUSTOMERS_ERASE)]
+Revealer = Annotated[User, page_require(CUSTOMERS_REVEAL)]
 Values = dict[str, str]
 
 
@@ -120,6 +124,8 @@ def field_labels(gettext: Callable[[str], str]) -> dict[str, str]:
         "address.region": gettext("Region"),
         "address.postal_code": gettext("Postal code"),
         "address.country": gettext("Country"),
+        "birth_date": gettext("Birth date"),
+        "tax_id": gettext("Tax ID"),
         "lifecycle_stage": gettext("Lifecycle stage"),
         "owner_id": gettext("Owner"),
         "tags": gettext("Tags"),
@@ -281,7 +287,7 @@ def customer_list(
     users = security_service.list_users(session=session)
     context = {
         "query": query,
-        "customers": result.items,
+        "customers": service.views(session=session, customers=result.items),
         "next_url": query.url(cursor=result.next_cursor) if result.next_cursor else None,
         "columns": sort_columns(query),
         "owners": {u.id: u.name for u in users},
@@ -323,7 +329,10 @@ def customer_trash(
     return render(
         request,
         "customers/trash.html",
-        {"customers": result.items, "next_url": next_url if result.next_cursor else None},
+        {
+            "customers": service.views(session=session, customers=result.items),
+            "next_url": next_url if result.next_cursor else None,
+        },
     )
 
 
@@ -348,15 +357,19 @@ def export_list(
 # ---------------------------------------------------------------- create and edit
 
 
-def values_of(customer: Customer) -> Values:
-    """A customer's fields as the form shows them."""
-    address = customer.address or {}
+def values_of(session: Session, customer: Customer) -> Values:
+    """A customer's fields as the form shows them: sensitive ones in clear (the caller
+    records the reveal, see ``_revealed``)."""
+    clear = service.revealed_fields(session=session, customer=customer)
+    address = clear["address"] or {}
     values = {
         "name": customer.name,
         "kind": customer.kind,
         "company_name": customer.company_name or "",
-        "email": customer.email or "",
-        "phone": customer.phone or "",
+        "email": clear["email"] or "",
+        "phone": clear["phone"] or "",
+        "birth_date": clear["birth_date"].isoformat() if clear["birth_date"] else "",
+        "tax_id": clear["tax_id"] or "",
         "lifecycle_stage": customer.lifecycle_stage,
         "owner_id": str(customer.owner_id) if customer.owner_id is not None else "",
         "tags": ", ".join(sorted(customer.tags)),
@@ -419,8 +432,10 @@ def _form_page(
 def _conflict_page(
     request: Request, session: Session, *, customer: Customer, yours: Values
 ) -> Response:
-    """409: the stored record changed since the form was opened; show both, save nothing."""
-    theirs = values_of(customer)
+    """409: the stored record changed since the form was opened; show both, save nothing.
+    Theirs are shown in clear, as in the form: a reveal, recorded."""
+    theirs = values_of(session, customer)
+    _revealed(session, customer, purpose="edit", now=False)
     users = security_service.list_users(session=session)
     return render(
         request,
@@ -465,15 +480,37 @@ def create_customer(
     return _form_page(request, session, scope=scope, values=values, errors=errors, status_code=422)
 
 
+def _revealed(session: Session, customer: Customer, *, purpose: str, now: bool = True) -> None:
+    """Record that the customer's sensitive fields are shown in clear (which ones, never
+    their values): before they are sent (``now``), or with the request's transaction."""
+    audit_service.revealed(
+        session=session,
+        entity_type="customer",
+        entity_id=customer.id,
+        fields=personal.present(customer),
+        purpose=purpose,
+        now=now,
+    )
+
+
+def _may_reveal(user: User) -> None:
+    if not has_permission(user.role, CUSTOMERS_REVEAL):
+        raise PermissionDenied(f"Your role ({user.role}) cannot see personal data in clear.")
+
+
 @router.get("/customers/{customer_id:int}/edit")
 def edit_customer(
-    request: Request, session: SessionDep, _user: Writer, scope: PageScope, customer: CustomerDep
+    request: Request, session: SessionDep, user: Writer, scope: PageScope, customer: CustomerDep
 ) -> Response:
+    # The form holds the sensitive fields in clear: opening it is a reveal.
+    _may_reveal(user)
+    values = values_of(session, customer)
+    _revealed(session, customer, purpose="edit")
     return _form_page(
         request,
         session,
         scope=scope,
-        values=values_of(customer),
+        values=values,
         errors={},
         customer=customer,
         version=customer.version,
@@ -600,7 +637,12 @@ def customer_page(
         if customer.owner_id is not None
         else None
     )
-    context: dict[str, Any] = {"customer": customer, "owner": owner, "orders": []}
+    context: dict[str, Any] = {
+        "customer": customer,
+        "personal": service.view(session=session, customer=customer),
+        "owner": owner,
+        "orders": [],
+    }
     orders: list[Order] = []
     if has_permission(user.role, ORDERS_READ):
         newest_first = parse_sort("-ordered_at", orders_service.SORT_FIELDS, "-ordered_at")
@@ -646,6 +688,24 @@ def customer_page(
     return render(request, "customers/detail.html", context)
 
 
+@router.get("/customers/{customer_id:int}/personal")
+def personal_fields(
+    request: Request, session: SessionDep, user: Reader, customer: CustomerDep, reveal: bool = False
+) -> Response:
+    """The customer's personal data (an HTMX fragment of the 360 page): masked, or in
+    clear with ``reveal`` (customers:reveal; recorded before it is sent)."""
+    if reveal:
+        _may_reveal(user)
+        _revealed(session, customer, purpose="view")
+    shown = service.view(session=session, customer=customer, reveal=reveal)
+    return render(
+        request,
+        "customers/_personal.html",
+        {"customer": customer, "personal": shown},
+        headers={"Cache-Control": "no-store"} if reveal else None,
+    )
+
+
 # ---------------------------------------------------------------- history (audit log)
 
 HISTORY_SIZE = 50
@@ -680,6 +740,7 @@ def _action_text(action: str, gettext: Callable[[str], str]) -> str:
         "customer.deleted": gettext("Customer deleted"),
         "customer.exported": gettext("Personal data exported"),
         "customer.erased": gettext("Personal data erased"),
+        "customer.revealed": gettext("Personal data revealed"),
     }
     return texts.get(action, action)
 

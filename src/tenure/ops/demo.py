@@ -27,12 +27,13 @@ from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, func, s
 from tenure.catalog.models import Product
 from tenure.core.money import to_storage
 from tenure.core.time import as_utc
-from tenure.customers import search
+from tenure.customers import personal, search
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import WRITE_OPTION, make_sessionmaker, unit_of_work
 from tenure.orders import service as orders_service
 from tenure.orders.models import Order, OrderLine
 from tenure.security import service as security_service
+from tenure.security.fields import Sealer
 from tenure.security.models import User
 from tenure.security.passwords import generate_password
 from tenure.security.permissions import Role
@@ -399,17 +400,21 @@ def load(
     *,
     customers: int,
     seed: int,
+    sealer: Sealer,
     progress: Progress | None = None,
     end: datetime | None = None,
     lines_per_customer: float = DEFAULT_LINES_PER_CUSTOMER,
     products: int = DEFAULT_PRODUCTS,
 ) -> DemoStats:
     """Load ``customers`` customers, ``products`` products and two years of orders ending at
-    ``end`` (default: today 00:00 UTC). The same seed and end give the same data."""
+    ``end`` (default: today 00:00 UTC). The same seed and end give the same data (the
+    sensitive fields sealed under ``sealer``'s primary key, so their stored bytes differ)."""
     started = time.perf_counter()
     report: Progress = progress or _ignore
     end = as_utc(end or default_end())
-    world = World(rng=random.Random(seed), end=int(end.timestamp()), owners=_owner_ids(engine))
+    world = World(
+        rng=random.Random(seed), end=int(end.timestamp()), owners=_owner_ids(engine), sealer=sealer
+    )
     stats = Counts()
     expected_orders = round(customers * lines_per_customer / MEAN_LINES)
     with engine.connect() as conn:
@@ -420,7 +425,7 @@ def load(
             with conn.begin():
                 sink.lock()
                 world.taken_emails = _existing(
-                    conn, select(Customer.email).where(Customer.email.is_not(None))
+                    conn, select(Customer.email_index).where(Customer.email_index.is_not(None))
                 )
                 taken_skus = _existing(conn, select(Product.sku))
                 world.catalog = world.products(products, sink.next_id(Product), taken_skus)
@@ -539,9 +544,11 @@ def _owner_ids(engine: Engine) -> list[int]:
 
 PRODUCT_COLUMNS = ("id", "sku", "name", "category", "description", "unit_price", "currency",
                    "active", "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
-CUSTOMER_COLUMNS = ("id", "kind", "name", "name_sort", "email", "phone", "address",
-                    "company_name", "lifecycle_stage", "owner_id", "source", "notes", "custom",
-                    "created_at", "updated_at", "version", "deleted_at", "erased_at")  # fmt: skip
+CUSTOMER_COLUMNS = ("id", "kind", "name", "name_sort", "email_cipher", "email_index",
+                    "phone_cipher", "phone_index", "address_cipher", "birth_date_cipher",
+                    "tax_id_cipher", "company_name",
+                    "lifecycle_stage", "owner_id", "source", "notes", "custom", "created_at",
+                    "updated_at", "version", "deleted_at", "erased_at")  # fmt: skip
 ORDER_COLUMNS = ("id", "customer_id", "status", "ordered_at", "currency", "total", "notes",
                  "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
 LINE_COLUMNS = ("id", "order_id", "product_id", "quantity", "unit_price", "line_total")
@@ -668,8 +675,9 @@ class Plan:
 class World:
     """Everything the generator draws from: one seeded random stream, the time window."""
 
-    def __init__(self, *, rng: random.Random, end: int, owners: list[int]) -> None:
+    def __init__(self, *, rng: random.Random, end: int, owners: list[int], sealer: Sealer) -> None:
         self.rng = rng
+        self.sealer = sealer
         self.end = end
         self.start = end - WINDOW_DAYS * DAY
         self.owners = owners
@@ -782,9 +790,14 @@ class World:
         keen = plan.keenness if plan else 0.0
         custom = _custom(rng, loc, company, keen)
         created_db = self.db_time(created)
+        sealed = personal.sealed(
+            self.sealer,
+            {"email": email, "phone": _fill(rng, loc.phone), "address": _address(rng, loc)},
+        )
         out.customers.append((
-            cid, "company" if company else "person", name, search.normalize(name), email,
-            _fill(rng, loc.phone), self._to_db_json(_address(rng, loc)), company_name, stage,
+            cid, "company" if company else "person", name, search.normalize(name),
+            sealed["email_cipher"], sealed["email_index"], sealed["phone_cipher"],
+            sealed["phone_index"], sealed["address_cipher"], None, None, company_name, stage,
             rng.choice(self.owners),
             SOURCES[bisect(self.source_weights, rng.random() * self.source_weights[-1])][0],
             rng.choice(NOTES) if rng.random() < 0.05 else None, self._to_db_json(custom),
@@ -792,8 +805,7 @@ class World:
         ))  # fmt: skip
         out.tags.extend((cid, tag) for tag in tags)
         out.terms.extend(
-            (term, cid)
-            for term in sorted(search.terms(name=name, email=email, company_name=company_name))
+            (term, cid) for term in sorted(search.terms(name=name, company_name=company_name))
         )
         return plan
 
@@ -824,10 +836,12 @@ class World:
         while True:
             count += 1
             email = base if count == 1 else f"{local}.{count}@{domain}"
-            if email not in self.taken_emails:
+            # Emails are told apart by blind index: the stored ones cannot be read.
+            index = self.sealer.email_index(email)
+            if index not in self.taken_emails:
                 break
         self.email_counts[base] = count
-        self.taken_emails.add(email)
+        self.taken_emails.add(index)
         return email
 
     def _tags(self, company: bool, stage: str) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from tenure.config import Settings
 from tenure.ops import backup, migrate
+from tenure.security import keyring
 
 
 class Status(StrEnum):
@@ -69,16 +70,19 @@ def run(load: Callable[[], Settings] = Settings, *, now: datetime | None = None)
     try:
         database = check_database(settings, engine)
         findings.append(database)
+        keys = check_keyring(settings)
         if database.status == Status.OK:
-            findings.append(check_schema(engine))
+            schema = check_schema(engine)
+            findings.append(schema)
         else:
-            findings.append(
-                Finding("schema", Status.FAIL, "Not checked: the database cannot be read.")
-            )
+            schema = Finding("schema", Status.FAIL, "Not checked: the database cannot be read.")
+            findings.append(schema)
+        findings.append(keys)
+        if keys.status == Status.OK and schema.status == Status.OK:
+            findings.append(check_keys_in_use(settings, engine))
     finally:
         engine.dispose()
     findings += [
-        check_keyring(settings),
         check_data_dir(settings),
         check_disk(settings),
         check_last_backup(settings, now=now),
@@ -177,16 +181,31 @@ def check_schema(engine: Engine) -> Finding:
 
 
 def check_keyring(settings: Settings) -> Finding:
-    path = settings.keyring_file
-    if path is None:
-        return Finding("keyring", Status.INFO, "Not configured (TENURE_KEYRING_FILE is not set).")
+    if settings.keyring is not None:
+        try:
+            current = keyring.load(settings)
+        except keyring.KeyringError as exc:
+            return Finding(
+                "keyring",
+                Status.FAIL,
+                str(exc),
+                "Correct the JSON in TENURE_KEYRING (or unset it to use the key file).",
+            )
+        return Finding(
+            "keyring",
+            Status.OK,
+            f"From TENURE_KEYRING: {len(current.keys)} key(s), primary {current.primary} "
+            "(read-only: rotating needs a key file).",
+        )
+    path = keyring.path_of(settings)
     if not path.exists():
         return Finding(
             "keyring",
             Status.FAIL,
             f"The key file {path} does not exist.",
-            "Put the key file back from your key backup, or correct TENURE_KEYRING_FILE; "
-            "encrypted data cannot be read without it.",
+            "A new installation: run 'tenure init', which makes it. Otherwise put the key "
+            "file back from your key backup, or correct TENURE_KEYRING_FILE; encrypted data "
+            "cannot be read without it.",
         )
     if not path.is_file():
         return Finding(
@@ -213,7 +232,50 @@ def check_keyring(settings: Settings) -> Finding:
             f"The key file {path} cannot be read: {exc.strerror}.",
             f"Make it owned by the user Tenure runs as: chown <user> {path}",
         )
-    return Finding("keyring", Status.OK, f"{path} is readable by its owner only.")
+    try:
+        current = keyring.read_file(path)
+    except keyring.KeyringError as exc:
+        return Finding(
+            "keyring",
+            Status.FAIL,
+            f"{exc}.",
+            "Put the key file back from your key backup; encrypted data cannot be read without it.",
+        )
+    return Finding(
+        "keyring",
+        Status.OK,
+        f"{path} is readable by its owner only: {len(current.keys)} key(s), primary "
+        f"{current.primary}.",
+    )
+
+
+def check_keys_in_use(settings: Settings, engine: Engine) -> Finding:
+    """Every key id the database's sealed values name is in the keyring."""
+    from tenure.ops import keys
+
+    current = keyring.load(settings)
+    try:
+        missing = keys.missing_keys(engine, current)
+        pending = keys.key_use(engine).not_under(current.primary)
+    except Exception as exc:  # the database may fail here after all
+        return Finding("keys in use", Status.WARN, f"Not counted: {type(exc).__name__}.")
+    if missing:
+        listed = ", ".join(f"{k} ({n:,} values)" for k, n in missing.items())
+        return Finding(
+            "keys in use",
+            Status.FAIL,
+            f"Values are encrypted under keys the keyring lacks: {listed}.",
+            "Put the key file that holds them back from your key backup (tenure keys status "
+            "lists the keys in use).",
+        )
+    if pending:
+        return Finding(
+            "keys in use",
+            Status.WARN,
+            f"{pending:,} values are not under the primary key {current.primary}.",
+            "Run 'tenure keys rotate' to finish the rotation.",
+        )
+    return Finding("keys in use", Status.OK, "Every encrypted value's key is in the keyring.")
 
 
 def check_data_dir(settings: Settings) -> Finding:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,11 +15,13 @@ from sqlalchemy import Connection, Engine
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def config(connection: Connection | None = None) -> Config:
+def config(connection: Connection | None = None, *, sealer: Any = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
         cfg.attributes["connection"] = connection
+    if sealer is not None:  # migrations that encrypt or decrypt data use it (0008)
+        cfg.attributes["sealer"] = sealer
     return cfg
 
 
@@ -53,12 +56,14 @@ def revisions(engine: Engine) -> tuple[str | None, str | None]:
     return current(engine), head()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (default: the latest)."""
+def upgrade(engine: Engine, revision: str = "head", *, sealer: Any = None) -> None:
+    """Migrate the database to ``revision`` (default: the latest). ``sealer``
+    (``tenure.security.fields.Sealer``) encrypts what a migration encrypts; without it,
+    the keyring the environment's settings name."""
     with engine.begin() as conn:
-        command.upgrade(config(conn), revision)
+        command.upgrade(config(conn, sealer=sealer), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *, sealer: Any = None) -> None:
     with engine.begin() as conn:
-        command.downgrade(config(conn), revision)
+        command.downgrade(config(conn, sealer=sealer), revision)

@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from tenure.config import Settings
+from tenure.customers import privacy
 from tenure.db import make_sessionmaker, unit_of_work
 from tenure.ops import migrate
+from tenure.security import fields, keyring
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.passwords import generate_password
@@ -26,15 +28,21 @@ class InitResult:
     admin_email: str | None
     generated_password: str | None
     password_file: Path | None
+    keyring_file: Path | None = None  # made now: back it up, apart from the database
 
 
 def initialise(engine: Engine, settings: Settings) -> InitResult:
-    """Bring the schema to the latest revision; create the first admin if there are no users."""
-    migrate.upgrade(engine)
-    sessions = make_sessionmaker(engine)
+    """Make the key file if there is none, bring the schema to the latest revision, and
+    create the first admin if there are no users."""
+    made = keyring.ensure_file(settings)
+    sealer = fields.sealer_for(settings)
+    sealer.keyring.current()  # a keyring that cannot be used stops here, before migrating
+    migrate.upgrade(engine, sealer=sealer)
+    privacy.settle(engine)  # SQLite: nothing a migration encrypted stays in the WAL
+    sessions = make_sessionmaker(engine, sealer=sealer)
     with unit_of_work(sessions) as session:
         if session.scalar(select(func.count(User.id))):
-            return InitResult(migrate.current(engine), None, None, None)
+            return InitResult(migrate.current(engine), None, None, None, made)
         given = settings.admin_password.get_secret_value() if settings.admin_password else None
         password = given or generate_password()
         security_service.create_user(
@@ -51,6 +59,7 @@ def initialise(engine: Engine, settings: Settings) -> InitResult:
         settings.admin_email,
         None if given else password,
         password_file,
+        made,
     )
 
 

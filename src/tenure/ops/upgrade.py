@@ -14,9 +14,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tenure.config import Settings
+from tenure.customers import privacy
 from tenure.ops import backup, integrity, migrate
 from tenure.ops.backup import Progress
 from tenure.ops.errors import OpsError
+from tenure.security import fields, keyring
 
 
 class UpgradeFailed(OpsError):
@@ -65,14 +67,26 @@ def run(
         backup.verify(archive, settings, progress=progress)
         say(f"Backup: {archive}")
 
+    made = keyring.ensure_file(settings)
+    if made is not None:
+        say(f"Made the key file {made}: back it up now, apart from database backups.")
+    sealer = fields.sealer_for(settings)
+    try:
+        sealer.keyring.current()
+    except keyring.KeyringError as exc:
+        raise UpgradeFailed(
+            f"The keyring cannot be used: {exc}. Nothing was migrated.", backup_path=archive
+        ) from None
     say(f"Migrating the schema from {before or 'empty'} to {head}...")
     try:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, sealer=sealer)
     except Exception as exc:
         raise UpgradeFailed(
             _failure(f"The migration failed: {type(exc).__name__}: {exc}", engine, before, archive),
             backup_path=archive,
         ) from exc
+    # SQLite: values a migration encrypted or removed must not linger in the write-ahead log.
+    privacy.settle(engine)
     _verify(engine, before, head, backup_path=archive)
     return UpgradeResult(before, head, archive)
 

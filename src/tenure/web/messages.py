@@ -71,6 +71,12 @@ SENTENCES = (
     N_("must be an email address like name@example.com"),
     N_("must be a phone number of digits, spaces, + ( ) - . /"),
     N_("company_name is for people; a company's name goes in name"),
+    N_("must be a date between 1800-01-01 and today"),
+    N_("must not be empty; send null to clear it"),
+    N_(
+        "This is not a phone number Tenure can read. Write it with its country code, "
+        "e.g. +49 30 1234567."
+    ),
     N_("A customer must have a name."),
     N_("Someone else saved this record at the same moment. Fetch it again."),
     N_("The change conflicts with existing data (a duplicate or a missing reference)."),
@@ -93,6 +99,7 @@ PATTERNS = (
     N_("There is no API key %(id)s."),
     N_("There is no team %(id)s."),
     N_("Your role (%(role)s) cannot open this page."),
+    N_("Your role (%(role)s) cannot see personal data in clear."),
     N_("%(field)s cannot be null."),
     N_("tag %(tag)s... is longer than 50 characters"),
     N_("%(param)s: must be one of %(choices)s"),
@@ -147,4 +154,6 @@ def validation_message(error: Mapping[str, Any], gettext: Gettext) -> str:
         return _("Enter a whole number.")
     if kind in ("decimal_parsing", "decimal_type", "float_parsing"):
         return _("Enter a number.")
+    if kind.startswith("date_"):
+        return _("Enter a date, e.g. 1985-04-23.")
     return localize(str(error.get("msg", "")).removeprefix("Value error, "), gettext)

@@ -1,0 +1,128 @@
+"""A customer's sensitive personal fields: sealed at rest, masked when shown, revealed
+on purpose.
+
+Email, phone, postal address, birth date and tax id are stored only sealed
+(``tenure.security.fields``), each bound to its column; email and phone also get a blind
+index for exact lookup. Lists and pages show them masked (``j•••@example.com``,
+``•••• 4567``, the address's city and country, birth date and tax id not at all), which
+opens only the email, phone and address of the rows shown. Clear values are for a
+reveal (audited by the caller), the edit form and a privacy export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import orjson
+
+from tenure.security.fields import Sealer
+
+FIELDS = ("email", "phone", "address", "birth_date", "tax_id")
+CIPHER = {name: f"{name}_cipher" for name in FIELDS}
+INDEX = {"email": "email_index", "phone": "phone_index"}
+# Every column that holds a sealed value or an index: never shown as it is.
+COLUMNS = frozenset(CIPHER.values()) | frozenset(INDEX.values())
+# Shown by a masked view without opening anything: whether there is a value, no more.
+HIDDEN = ("birth_date", "tax_id")
+# The fields a masked view opens to mask them.
+MASKED = ("email", "phone", "address")
+DOT = "•"
+
+
+def column_of(name: str) -> str:
+    """The associated data a field's values are sealed with: its table and column."""
+    return f"customer.{name}"
+
+
+def _encode(name: str, value: Any) -> str:
+    if name == "address":
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    if name == "birth_date":
+        return value.isoformat() if isinstance(value, date) else str(value)
+    return str(value)
+
+
+def _decode(name: str, text: str) -> Any:
+    if name == "address":
+        return orjson.loads(text)
+    if name == "birth_date":
+        return date.fromisoformat(text)
+    return text
+
+
+def sealed(sealer: Sealer, values: Mapping[str, Any]) -> dict[str, str | None]:
+    """The columns to store for the sensitive ``values`` given (by field name): each
+    sealed, with its blind index where it has one; None clears. ``InvalidPhone`` when
+    the phone is not a number."""
+    columns: dict[str, str | None] = {}
+    for name, value in values.items():
+        empty = value is None or value == "" or value == {}
+        if name in INDEX:
+            if empty:
+                columns[INDEX[name]] = None
+            elif name == "phone":
+                columns[INDEX[name]] = sealer.phone_index(str(value))
+            else:
+                columns[INDEX[name]] = sealer.email_index(str(value))
+        columns[CIPHER[name]] = (
+            None if empty else sealer.seal(column_of(name), _encode(name, value))
+        )
+    return columns
+
+
+def _get(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, Mapping) else getattr(row, key)
+
+
+def present(row: Any) -> list[str]:
+    """The sensitive fields that hold a value (nothing opened)."""
+    return [name for name in FIELDS if _get(row, CIPHER[name]) is not None]
+
+
+def opened(sealer: Sealer, row: Any, names: Iterable[str] = FIELDS) -> dict[str, Any]:
+    """The clear values of ``names`` (None where empty)."""
+    clear: dict[str, Any] = {}
+    for name in names:
+        token = _get(row, CIPHER[name])
+        clear[name] = None if token is None else _decode(name, sealer.open(column_of(name), token))
+    return clear
+
+
+def mask_email(email: str) -> str:
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return DOT * 3
+    return f"{local[:1]}{DOT * 3}@{domain}"
+
+
+def mask_phone(phone: str) -> str:
+    digits = [c for c in phone if c.isdigit()]
+    return f"{DOT * 4} {''.join(digits[-4:])}"
+
+
+def mask_address(address: Mapping[str, Any]) -> dict[str, Any] | None:
+    kept = {k: address[k] for k in ("city", "country") if address.get(k)}
+    return kept or None
+
+
+def masked(sealer: Sealer, row: Any) -> dict[str, Any]:
+    """The sensitive fields as shown by default: email, phone and address masked (only
+    they are opened), birth date and tax id left out; ``withheld`` names every field
+    that has a value not shown in full."""
+    clear = opened(sealer, row, MASKED)
+    return {
+        "email": mask_email(clear["email"]) if clear["email"] else None,
+        "phone": mask_phone(clear["phone"]) if clear["phone"] else None,
+        "address": mask_address(clear["address"]) if clear["address"] else None,
+        "birth_date": None,
+        "tax_id": None,
+        "revealed": False,
+        "withheld": present(row),
+    }
+
+
+def revealed(sealer: Sealer, row: Any) -> dict[str, Any]:
+    """The sensitive fields in clear."""
+    return {**opened(sealer, row), "revealed": True, "withheld": []}
