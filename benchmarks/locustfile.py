@@ -138,6 +138,7 @@ class CrmUser(FastHttpUser):
     """Someone working through the API: searching, reading, editing, ordering."""
 
     rng = random.Random()  # one generator for every user of this process
+
     def wait_time(self) -> float:
         return self.rng.expovariate(float(SPEC["pace"]))
 
