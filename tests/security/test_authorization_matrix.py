@@ -14,16 +14,25 @@ For each role and route:
   not exist; lists, searches and exports answer but never show such a record (every
   record out of scope carries ``MARKER`` in its name or notes).
 
+Analytics reads a stored run: the world holds one, computed over a few hundred simulated
+shoppers (out of every restricted scope) and the callers' own customers with purchases.
+Its routes name customers by id only, so on top of ``MARKER`` the ids they show are
+checked: only customers in the caller's scope, and the caller's own in every list.
+
 One database for the module (not the shared test database: that one is emptied after
 every test); records a request changes are made fresh for it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +42,29 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenure.analytics import run as analytics_run
 from tenure.app import create_app
 from tenure.catalog import service as catalog_service
 from tenure.catalog.schemas import ProductCreate
 from tenure.config import Settings
 from tenure.customers import service as customers_service
+from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
-from tenure.orders.schemas import OrderCreate, OrderLineIn
+from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
 from tenure.security import fields, passwords
 from tenure.security import service as security_service
-from tenure.security.permissions import ROLE_PERMISSIONS, Role, Scope, scope_of
+from tenure.security.permissions import ANALYTICS_READ, ROLE_PERMISSIONS, Role, Scope, scope_of
 from tenure.security.schemas import TeamCreate, UserCreate
 from tenure.security.scope import EVERYTHING
 from tenure.web.session import current_user
+from tests.analytics.conftest import AS_OF, Shop, simulate
 from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
 
 PASSWORD = "matrix-passphrase-long"
@@ -83,7 +95,8 @@ SIGNED_IN = frozenset({
     "POST /preferences/language",
 })  # fmt: skip
 SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
-SCOPED_PERMISSIONS = ("customers:", "orders:")
+SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:")
+ANALYTICS = "/api/v1/analytics/"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -117,8 +130,7 @@ class Endpoint:
 
     @property
     def params(self) -> list[str]:
-        names = [part[1:-1].split(":")[0] for part in self.path.split("/") if part[:1] == "{"]
-        return names
+        return re.findall(r"\{(\w+)(?::\w+)?\}", self.path)  # also "/export/{table}.csv"
 
 
 def _guards(route: RouteContext) -> tuple[frozenset[str], bool]:
@@ -201,6 +213,8 @@ class Target:
     team: int
     home_team: int
     n: int
+    run: int  # the world's analytics run
+    table: str = "customers"  # the analytics export that names customers
 
 
 Build = Callable[[Target], dict[str, Any]]
@@ -217,6 +231,7 @@ class Spec:
     scoped: bool = False  # names a customer outside the path: has an out-of-scope case
     fresh_login: bool = False  # ends the session it is sent with
     callers_key: bool = False  # the API key in the path is the caller's own
+    customer_list: bool = False  # lists every customer of the caller's (analytics)
 
 
 def _prefix(t: Target) -> str:
@@ -346,6 +361,11 @@ SPECS: dict[str, Spec] = {
     "POST /profile/api-keys/{key_id}/revoke": Spec(callers_key=True),
     "POST /admin/teams/new": Spec(form=lambda t: {"name": f"Team {t.n}"}),
     "POST /admin/teams/{team_id}/rename": Spec(form=lambda t: {"name": f"Renamed team {t.n}"}),
+    # API: analytics; long enough pages to hold every customer of the world
+    "GET /api/v1/analytics/rfm": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
+    "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
+    "GET /api/v1/analytics/churn": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
+    "GET /api/v1/analytics/export/{table}.csv": Spec(customer_list=True),
 }
 
 
@@ -413,7 +433,10 @@ class World:
     home_team: int
     product: int
     csrf: str
+    run: int = 0
     shared: dict[tuple[Role, str], Target] = field(default_factory=dict)
+    # Customers with purchases in the analytics run, per (role, variant).
+    analytics: dict[tuple[Role, str], Target] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     # records, each in a transaction of its own
@@ -479,6 +502,8 @@ class World:
         out = case.variant == "out"
         caller = self.callers[case.role].user_id
         owner = self.outsider if out else caller
+        if endpoint.path.startswith(ANALYTICS) and (case.role, case.variant) in self.analytics:
+            return self.analytics[(case.role, case.variant)]
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
             return self.shared[(case.role, case.variant)]
         params = set(endpoint.params)
@@ -514,10 +539,93 @@ class World:
             ),
             home_team=self.home_team,
             n=next(self.counter),
+            run=self.run,
         )
         if endpoint.method == "GET":
             self.shared[(case.role, case.variant)] = target
         return target
+
+    def analytics_run(self) -> None:
+        """A stored run over simulated shoppers (unowned: out of every restricted scope)
+        and, for every role that reads analytics, a customer of the caller's with
+        purchases and, for a restricted scope, the outsider's."""
+        shop = _OutsideShop(self.sessions)
+        history = simulate(shop, 300, seed=7)  # enough for every model to fit
+        tea = shop.products["tea"]
+        made: dict[tuple[Role, str], tuple[int, str, int, int]] = {}
+        for role in Role:
+            if ANALYTICS_READ not in ROLE_PERMISSIONS[role]:
+                continue
+            variants = ("in",) if scope_of(role) is Scope.ALL else ("in", "out")
+            for variant in variants:
+                out = variant == "out"
+                owner = self.outsider if out else self.callers[role].user_id
+                customer, name, version = self.customer(owner, out=out)
+                order = self.purchases(customer, out=out, products=(self.product, tea))
+                made[(role, variant)] = (customer, name, version, order)
+        with unit_of_work(self.sessions, write=False) as s:
+            computed = analytics_run.compute(
+                session=s,
+                options=analytics_run.RunOptions(
+                    as_of=AS_OF, churn_horizon_days=60, min_support=0.05, min_confidence=0.3
+                ),
+            )
+        assert computed.skipped == {}, computed.skipped
+        assert computed.activity.size == len(history.orders) + len(made)
+        with unit_of_work(self.sessions) as s:
+            self.run = analytics_run.save(session=s, computed=computed)
+        for (role, variant), (customer, name, version, order) in made.items():
+            caller = self.callers[role].user_id
+            self.analytics[(role, variant)] = Target(
+                caller=caller,
+                owner=self.outsider if variant == "out" else caller,
+                customer=customer,
+                customer_name=name,
+                customer_version=version,
+                order=order,
+                order_version=1,
+                product=self.product,  # sold in the run: it has products bought with it
+                product_sku="",
+                product_version=0,
+                user=self.outsider,
+                key=0,
+                team=self.home_team,
+                home_team=self.home_team,
+                n=next(self.counter),
+                run=self.run,
+            )
+
+    def purchases(self, customer: int, *, out: bool, products: tuple[int, ...]) -> int:
+        """Paid orders before the run's date; returns the last one's id."""
+        order_id = 0
+        for days_before in (400, 150, 20):
+            when = datetime.combine(AS_OF - timedelta(days=days_before), time(12), tzinfo=UTC)
+            with unit_of_work(self.sessions) as s:
+                data = OrderCreate(
+                    customer_id=customer,
+                    status=OrderStatus.PAID,
+                    ordered_at=when,
+                    lines=[OrderLineIn(product_id=p, quantity=1) for p in products],
+                    notes=f"{MARKER} order" if out else "our order",
+                )
+                order_id = orders_service.create(session=s, data=data, scope=EVERYTHING).id
+        return order_id
+
+    def reached(self, role: Role, customer_ids: set[int]) -> set[int]:
+        """Those of ``customer_ids`` in the scope of ``role``'s caller."""
+        with unit_of_work(self.sessions, write=False) as s:
+            scope = security_service.scope_for(
+                session=s, user_id=self.callers[role].user_id, role=role
+            )
+            if scope.owners is None:
+                return set(customer_ids)
+            owned = s.scalars(
+                select(Customer.id).where(
+                    Customer.id.in_(sorted(customer_ids)),
+                    Customer.owner_id.in_(sorted(scope.owners)),
+                )
+            )
+            return set(owned)
 
     def sign_in(self, user_id: int) -> str:
         with unit_of_work(self.sessions) as s:
@@ -532,6 +640,14 @@ class World:
         client.cookies.set("tenure_session", token)
         client.cookies.set("tenure_csrf", self.csrf)
         return client
+
+
+class _OutsideShop(Shop):
+    """Simulated shoppers carry ``MARKER``: they belong to no one, so they are out of
+    every restricted scope."""
+
+    def customer(self, name: str = "Ann") -> int:
+        return super().customer(f"{MARKER} {name}")
 
 
 def _database(tmp: Path, keyring_file: Path) -> Iterator[tuple[Settings, Engine]]:
@@ -598,6 +714,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             world.callers[role] = Caller(user_id, token, world.browser(token))
         # Out of everyone's reach but the unrestricted roles': also in the trash.
         world.customer(outsider, out=True, trashed=True)
+        world.analytics_run()
         yield world
         for caller in world.callers.values():
             caller.client.close()
@@ -627,6 +744,24 @@ def send(world: World, case: Case, target: Target) -> httpx.Response:
     )
 
 
+def _customers_shown(r: httpx.Response) -> set[int]:
+    """The customer ids an analytics answer names: ``customer_id`` anywhere in the JSON,
+    or the CSV column."""
+    if r.headers.get("content-type", "").startswith("text/csv"):
+        return {int(row["customer_id"]) for row in csv.DictReader(io.StringIO(r.text))}
+    found: set[int] = set()
+    pending: list[Any] = [r.json()]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if isinstance(value.get("customer_id"), int):
+                found.add(value["customer_id"])
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return found
+
+
 def _refused(r: httpx.Response) -> bool:
     login_redirect = r.status_code == 303 and r.headers["location"].startswith("/login")
     return r.status_code >= 400 or login_redirect
@@ -653,6 +788,12 @@ def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: 
         assert r.status_code == spec.out_status, r.text[:300]
     else:
         assert not _refused(r), f"{r.status_code} {r.headers.get('location', '')} {r.text[:300]}"
+    if endpoint.path.startswith(ANALYTICS) and r.status_code < 400:
+        shown = _customers_shown(r)
+        assert world.reached(case.role, shown) == shown, "a customer out of scope was shown"
+        if spec.customer_list:
+            own = world.analytics[(case.role, "in")].customer
+            assert own in shown, "the caller's own customer is missing from the list"
     if case.variant == "out":
         assert MARKER not in r.text, "a record out of scope was shown"
         for link in (f'href="/customers/{target.customer}"', f'href="/orders/{target.order}"'):

@@ -33,7 +33,7 @@ from tenure.catalog import service as catalog_service
 from tenure.core.errors import field_error
 from tenure.core.openapi import problems
 from tenure.core.schemas import Id
-from tenure.deps import SessionDep, require
+from tenure.deps import ScopeDep, SessionDep, require
 from tenure.security.permissions import ANALYTICS_READ
 from tenure.security.service import Principal
 
@@ -45,7 +45,8 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 # A plain FastAPI router: these handlers can read for a while (exports, recommendations),
 # so they run in the thread pool rather than on the event loop (see tenure.core.routing).
 # Every route reads a run (404 without one) and may meet a part skipped for too little
-# history (422).
+# history (422). Routes that name customers pass the caller's record scope to the service,
+# which shows only the customers in it; aggregates over the whole base need no scope.
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"], responses=problems(404, 422))
 
 
@@ -116,6 +117,7 @@ def segments(session: SessionDep, _actor: Reader, run_id: RunId = None) -> Segme
 def rfm_customers(
     session: SessionDep,
     _actor: Reader,
+    scope: ScopeDep,
     run_id: RunId = None,
     segment: str | None = None,
     cluster: int | None = None,
@@ -133,6 +135,7 @@ def rfm_customers(
     rows = analytics_service.customers(
         session=session,
         run=run,
+        scope=scope,
         sort=sort,
         segment=segment,
         cluster=cluster,
@@ -156,14 +159,16 @@ def clusters(session: SessionDep, _actor: Reader, run_id: RunId = None) -> Clust
 
 
 @router.get("/clv", response_model=Lifetime)
-def clv(session: SessionDep, _actor: Reader, run_id: RunId = None, limit: Limit = 50) -> Lifetime:
+def clv(
+    session: SessionDep, _actor: Reader, scope: ScopeDep, run_id: RunId = None, limit: Limit = 50
+) -> Lifetime:
     """BG/NBD and Gamma-Gamma parameters with log-likelihoods, CLV settings, and the
     customers with the highest CLV."""
     run = analytics_service.get_run(session=session, run_id=run_id)
     bgnbd = analytics_service.require_part(run, "bgnbd")
     has_clv = "clv" not in run.results.get("skipped", {})
     top = (
-        analytics_service.customers(session=session, run=run, sort="-clv", limit=limit)
+        analytics_service.customers(session=session, run=run, scope=scope, sort="-clv", limit=limit)
         if has_clv
         else []
     )
@@ -178,12 +183,16 @@ def clv(session: SessionDep, _actor: Reader, run_id: RunId = None, limit: Limit 
 
 
 @router.get("/churn", response_model=Churn)
-def churn(session: SessionDep, _actor: Reader, run_id: RunId = None, limit: Limit = 50) -> Churn:
+def churn(
+    session: SessionDep, _actor: Reader, scope: ScopeDep, run_id: RunId = None, limit: Limit = 50
+) -> Churn:
     """Churn models compared (ROC AUC, PR AUC, Brier, calibration; BG/NBD P(alive) as the
     baseline), the chosen model and its version, and the customers most at risk."""
     run = analytics_service.get_run(session=session, run_id=run_id)
     part = analytics_service.require_part(run, "churn")
-    rows = analytics_service.customers(session=session, run=run, sort="-churn_risk", limit=limit)
+    rows = analytics_service.customers(
+        session=session, run=run, scope=scope, sort="-churn_risk", limit=limit
+    )
     return Churn(
         run_id=run.id, churn=part, at_risk=[CustomerResult.model_validate(r) for r in rows]
     )
@@ -191,12 +200,14 @@ def churn(session: SessionDep, _actor: Reader, run_id: RunId = None, limit: Limi
 
 @router.get("/customers/{customer_id}", response_model=CustomerResult)
 def customer(
-    customer_id: Id, session: SessionDep, _actor: Reader, run_id: RunId = None
+    customer_id: Id, session: SessionDep, _actor: Reader, scope: ScopeDep, run_id: RunId = None
 ) -> CustomerResult:
     """One customer's results: scores, segment, cluster, P(alive), expected purchases,
     CLV, purchase_probability and churn_risk."""
     run = analytics_service.get_run(session=session, run_id=run_id)
-    row = analytics_service.customer_result(session=session, run=run, customer_id=customer_id)
+    row = analytics_service.customer_result(
+        session=session, run=run, customer_id=customer_id, scope=scope
+    )
     return CustomerResult.model_validate(row)
 
 
@@ -205,13 +216,14 @@ def recommendations(
     customer_id: Id,
     session: SessionDep,
     _actor: Reader,
+    scope: ScopeDep,
     run_id: RunId = None,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Recommendations:
     """Products to offer a customer, from rules and co-occurrence, not yet bought."""
     run = analytics_service.get_run(session=session, run_id=run_id)
     found = analytics_service.recommendations(
-        session=session, run=run, customer_id=customer_id, k=k
+        session=session, run=run, customer_id=customer_id, scope=scope, k=k
     )
     names = catalog_service.names(session=session, product_ids={p for p, _ in found})
     return Recommendations(
@@ -280,10 +292,13 @@ def models(session: SessionDep, _actor: Reader, kind: str | None = None) -> Mode
 
 
 @router.get("/export/{table}.csv", response_class=Response)
-def export(table: str, session: SessionDep, _actor: Reader, run_id: RunId = None) -> Response:
-    """One table of a run as CSV: customers, rules, segments, clusters, statistics, models."""
+def export(
+    table: str, session: SessionDep, _actor: Reader, scope: ScopeDep, run_id: RunId = None
+) -> Response:
+    """One table of a run as CSV: customers (those in the caller's scope), rules, segments,
+    clusters, statistics, models."""
     run = analytics_service.get_run(session=session, run_id=run_id)
-    body = "".join(analytics_service.export_csv(session=session, run=run, table=table))
+    body = "".join(analytics_service.export_csv(session=session, run=run, table=table, scope=scope))
     return Response(
         body,
         media_type="text/csv; charset=utf-8",

@@ -1,5 +1,10 @@
 """Reading stored analytics runs: the latest or a named run, per-customer results, rules,
-products bought together, recommendations, models and CSV exports."""
+products bought together, recommendations, models and CSV exports.
+
+What names customers (per-customer results, their lists, recommendations, the customers
+export) takes the caller's record scope and shows only the customers in it; aggregates
+over the whole base (statistics, segment sizes, clusters, rules, models, runs) name no
+customer and are the same for everyone who may read analytics."""
 
 from __future__ import annotations
 
@@ -23,7 +28,9 @@ from tenure.analytics.models import (
 )
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import NotFound, field_error
+from tenure.customers import service as customers_service
 from tenure.orders import service as orders_service
+from tenure.security.scope import RecordScope
 
 if TYPE_CHECKING:  # pandas, mlxtend and scipy load only when baskets are asked about
     from tenure.analytics import basket
@@ -74,12 +81,26 @@ def require_part(run: AnalyticsRun, part: str) -> dict[str, Any]:
     return value  # type: ignore[no-any-return]
 
 
+def _in_run(run: AnalyticsRun, scope: RecordScope) -> Select[Any]:
+    """The run's per-customer rows of the customers in ``scope``."""
+    stmt = select(AnalyticsCustomer).where(AnalyticsCustomer.run_id == run.id)
+    reached = customers_service.in_scope(scope)
+    if reached is not None:
+        stmt = stmt.where(AnalyticsCustomer.customer_id.in_(reached))
+    return stmt
+
+
 def _customers_query(
-    run: AnalyticsRun, *, sort: str, segment: str | None, cluster: int | None
+    run: AnalyticsRun,
+    *,
+    scope: RecordScope,
+    sort: str,
+    segment: str | None,
+    cluster: int | None,
 ) -> Select[Any]:
     if sort not in CUSTOMER_SORTS:
         raise field_error("sort", f"sort must be one of: {', '.join(CUSTOMER_SORTS)}.")
-    stmt = select(AnalyticsCustomer).where(AnalyticsCustomer.run_id == run.id)
+    stmt = _in_run(run, scope)
     if segment is not None:
         stmt = stmt.where(AnalyticsCustomer.segment == segment)
     if cluster is not None:
@@ -94,21 +115,27 @@ def customers(
     *,
     session: Session,
     run: AnalyticsRun,
+    scope: RecordScope,
     sort: str = "customer_id",
     segment: str | None = None,
     cluster: int | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[AnalyticsCustomer]:
-    """Per-customer results of a run, filtered and sorted."""
-    stmt = _customers_query(run, sort=sort, segment=segment, cluster=cluster)
+    """Per-customer results of a run for the customers in ``scope``, filtered and sorted."""
+    stmt = _customers_query(run, scope=scope, sort=sort, segment=segment, cluster=cluster)
     return list(session.scalars(stmt.limit(limit).offset(offset)))
 
 
-def customer_result(*, session: Session, run: AnalyticsRun, customer_id: int) -> AnalyticsCustomer:
-    """One customer's results in the run; ``NotFound`` if they had bought nothing by then."""
+def customer_result(
+    *, session: Session, run: AnalyticsRun, customer_id: int, scope: RecordScope
+) -> AnalyticsCustomer:
+    """One customer's results in the run; ``NotFound`` if they had bought nothing by then
+    or are out of ``scope`` (the same answer: as if there were no such customer)."""
     row = session.get(AnalyticsCustomer, (run.id, customer_id))
-    if row is None:
+    if row is None or not customers_service.reaches(
+        session=session, customer_id=customer_id, scope=scope
+    ):
         raise NotFound(
             f"Customer {customer_id} is not in analytics run {run.id}: no purchase in "
             f"{run.currency} on or before {run.as_of.isoformat()} (or no such customer)."
@@ -182,11 +209,12 @@ def together(
 
 
 def recommendations(
-    *, session: Session, run: AnalyticsRun, customer_id: int, k: int = 10
+    *, session: Session, run: AnalyticsRun, customer_id: int, scope: RecordScope, k: int = 10
 ) -> list[tuple[int, float]]:
-    """Products for a customer from the run's rules and co-occurrence, not yet bought."""
+    """Products for a customer in ``scope`` from the run's rules and co-occurrence, not
+    yet bought."""
     require_part(run, "basket")
-    customer_result(session=session, run=run, customer_id=customer_id)
+    customer_result(session=session, run=run, customer_id=customer_id, scope=scope)
     owned = orders_service.products_bought(
         session=session, customer_id=customer_id, currency=run.currency
     )
@@ -243,16 +271,19 @@ def _summary_rows(stats: dict[str, Any], group: str, name: str) -> Iterator[list
         ]  # fmt: skip
 
 
-def export_rows(*, session: Session, run: AnalyticsRun, table: str) -> Iterator[list[Any]]:
-    """The rows (header first) of one exported table of a run."""
+def export_rows(
+    *, session: Session, run: AnalyticsRun, table: str, scope: RecordScope
+) -> Iterator[list[Any]]:
+    """The rows (header first) of one exported table of a run; the customers table holds
+    the customers in ``scope`` only."""
     if table == "customers":
         yield list(CUSTOMER_COLUMNS)
         last = 0
         while True:
             batch = list(
                 session.scalars(
-                    select(AnalyticsCustomer)
-                    .where(AnalyticsCustomer.run_id == run.id, AnalyticsCustomer.customer_id > last)
+                    _in_run(run, scope)
+                    .where(AnalyticsCustomer.customer_id > last)
                     .order_by(AnalyticsCustomer.customer_id)
                     .limit(5000)
                 )
@@ -303,9 +334,11 @@ def export_rows(*, session: Session, run: AnalyticsRun, table: str) -> Iterator[
         )
 
 
-def export_csv(*, session: Session, run: AnalyticsRun, table: str) -> Iterator[str]:
+def export_csv(
+    *, session: Session, run: AnalyticsRun, table: str, scope: RecordScope
+) -> Iterator[str]:
     """One exported table as CSV text, in chunks."""
-    rows = export_rows(session=session, run=run, table=table)
+    rows = export_rows(session=session, run=run, table=table, scope=scope)
     first = next(rows)  # raises at once for an unknown table or a skipped part
     return _csv(_chain(first, rows))
 
