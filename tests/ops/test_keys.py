@@ -20,6 +20,7 @@ from tenure.security import fields, keyring
 from tenure.security import service as security_service
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
+from tenure.security.scope import EVERYTHING
 from tests.ops.conftest import RunCli
 
 PEOPLE = [
@@ -54,7 +55,9 @@ def people(sessions: sessionmaker[Session]) -> list[int]:
             ),
         )
         return [
-            customers_service.create(session=s, data=CustomerCreate(**p), actor=actor).id
+            customers_service.create(
+                session=s, data=CustomerCreate(**p), actor=actor, scope=EVERYTHING
+            ).id
             for p in PEOPLE
         ]
 

@@ -30,6 +30,7 @@ from tenure.security import service as security_service
 from tenure.security.fields import key_id_of
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
+from tenure.security.scope import EVERYTHING
 from tests.ops.conftest import cli_env
 from tests.ops.test_shutdown import PASSWORD, _free_port, _wait_until_serving
 
@@ -230,6 +231,7 @@ def test_a_running_server_reads_values_under_a_key_made_after_it_started(idle: S
             session=s,
             data=CustomerCreate(name="After", email="after@x.example", phone="+49 30 1234567"),
             actor=actor,
+            scope=EVERYTHING,
         )
         assert written.email_cipher is not None
         assert key_id_of(written.email_cipher) == rotated.primary
