@@ -152,10 +152,9 @@ def grid_revenue(*, session: Session, run: AnalyticsRun) -> dict[tuple[int, int]
         AnalyticsCustomer.m_score,
         func.sum(AnalyticsCustomer.revenue),
     ).where(AnalyticsCustomer.run_id == run.id)
+    scores = (AnalyticsCustomer.r_score, AnalyticsCustomer.f_score, AnalyticsCustomer.m_score)
     cells: dict[tuple[int, int], Decimal] = {}
-    for r, f, m, revenue in session.execute(
-        stmt.group_by(AnalyticsCustomer.r_score, AnalyticsCustomer.f_score, AnalyticsCustomer.m_score)
-    ):
+    for r, f, m, revenue in session.execute(stmt.group_by(*scores)):
         key = (int(r), (int(f) + int(m) + 1) // 2)  # FM: (F + M) / 2 rounded half up
         cells[key] = cells.get(key, Decimal(0)) + Decimal(revenue or 0)
     return cells
