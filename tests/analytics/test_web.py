@@ -16,8 +16,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.analytics import charts
-from tenure.analytics import service as analytics_service
 from tenure.analytics import run as analytics_run
+from tenure.analytics import service as analytics_service
 from tenure.customers.models import Customer
 from tenure.db import unit_of_work
 from tenure.security import passwords
