@@ -81,12 +81,6 @@ VOCABULARY = (
     N_("churn"),
     N_("basket"),
     N_("clusters"),
-    # statistics
-    N_("orders"),
-    N_("purchase_days"),
-    N_("revenue"),
-    N_("average_order_value"),
-    N_("purchase_interval_days"),
 )
 PARAMETER_NAMES = {
     "as_of": N_("As of"),
