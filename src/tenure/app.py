@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from tenure import __version__
 from tenure.analytics.api import router as analytics_router
+from tenure.analytics.web import router as analytics_web_router
 from tenure.audit.api import router as audit_router
 from tenure.catalog.api import router as products_router
 from tenure.catalog.web import router as products_web_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         orders_web_router,
         security_web_router,
         operations_web_router,
+        analytics_web_router,
     ):
         app.include_router(router)
 

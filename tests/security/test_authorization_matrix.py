@@ -97,6 +97,7 @@ SIGNED_IN = frozenset({
 SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
 SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:")
 ANALYTICS = "/api/v1/analytics/"
+ANALYTICS_PAGES = "/analytics"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -215,6 +216,7 @@ class Target:
     n: int
     run: int  # the world's analytics run
     table: str = "customers"  # the analytics export that names customers
+    chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
 
 
 Build = Callable[[Target], dict[str, Any]]
@@ -502,7 +504,8 @@ class World:
         out = case.variant == "out"
         caller = self.callers[case.role].user_id
         owner = self.outsider if out else caller
-        if endpoint.path.startswith(ANALYTICS) and (case.role, case.variant) in self.analytics:
+        analytics = endpoint.path.startswith((ANALYTICS, ANALYTICS_PAGES))
+        if analytics and (case.role, case.variant) in self.analytics:
             return self.analytics[(case.role, case.variant)]
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
             return self.shared[(case.role, case.variant)]

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
@@ -37,6 +37,7 @@ MAX_TRAINING_CUSTOMERS = 200_000
 MIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
 CALIBRATION_BINS = 10
+ROC_POINTS = 200
 FEATURES = (
     "recency_days",
     "purchase_days",
@@ -152,8 +153,21 @@ def calibration_table(
     return table
 
 
+def roc_points(
+    label: NDArray[np.bool_], probability: FloatArray, most: int = ROC_POINTS
+) -> dict[str, list[float]]:
+    """The ROC curve (false and true positive rates), thinned to at most ``most`` points
+    (the ends kept) so that it can be stored with the run and drawn."""
+    fpr, tpr, _thresholds = roc_curve(label, probability)
+    if len(fpr) > most:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, most).round().astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]}
+
+
 def metrics(label: NDArray[np.bool_], probability: FloatArray) -> dict[str, Any]:
-    """ROC AUC, PR AUC (average precision), Brier score, base rate and calibration table."""
+    """ROC AUC, PR AUC (average precision), Brier score, base rate, calibration table and
+    the ROC curve."""
     return {
         "roc_auc": float(roc_auc_score(label, probability)),
         "pr_auc": float(average_precision_score(label, probability)),
@@ -161,6 +175,7 @@ def metrics(label: NDArray[np.bool_], probability: FloatArray) -> dict[str, Any]
         "base_rate": float(label.mean()),
         "customers": len(label),
         "calibration": calibration_table(label, probability),
+        "roc_curve": roc_points(label, probability),
     }
 
 

@@ -39,6 +39,9 @@ class Cluster:
     median_purchase_days: float
     median_revenue: float
     description: str
+    # Where the medians sit among all customers (0 lowest, 1 middle, 2 highest third), per
+    # "recency", "frequency" and "monetary": the words of the description, for translating.
+    levels: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,13 +78,17 @@ def _level(value: float, population: NDArray[np.float64]) -> int:
     return 2 if value > high else 1
 
 
+def levels_of(values: dict[str, NDArray[np.float64]], inside: NDArray[np.bool_]) -> dict[str, int]:
+    """The third (0, 1, 2) each median of the customers ``inside`` falls in among everyone's."""
+    return {name: _level(float(np.median(values[name][inside])), values[name]) for name in _WORDS}
+
+
 def describe_cluster(
     values: dict[str, NDArray[np.float64]], inside: NDArray[np.bool_], currency: str
 ) -> str:
     """Plain words for the customers ``inside``: how their medians sit among everyone's."""
-    parts = []
-    for name, words in _WORDS.items():
-        parts.append(words[_level(float(np.median(values[name][inside])), values[name])])
+    levels = levels_of(values, inside)
+    parts = [words[levels[name]] for name, words in _WORDS.items()]
     recency = np.median(values["recency"][inside])
     days = np.median(values["frequency"][inside])
     revenue = np.median(values["monetary"][inside])
@@ -141,6 +148,7 @@ def cluster(a: Activity, *, seed: int = 0, k_range: range = K_RANGE) -> Clusteri
             float(np.median(values["frequency"][labels == c])),
             float(np.median(revenue[labels == c])),
             describe_cluster(values, labels == c, a.currency),
+            levels_of(values, labels == c),
         )
         for c in range(len(order))
     ]

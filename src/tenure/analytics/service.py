@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tenure.analytics.errors import NoRun, ProductNeverSold, TooLittleHistory
@@ -141,6 +142,30 @@ def customer_result(
             f"{run.currency} on or before {run.as_of.isoformat()} (or no such customer)."
         )
     return row
+
+
+def grid_revenue(*, session: Session, run: AnalyticsRun) -> dict[tuple[int, int], Decimal]:
+    """Revenue per (R, FM) cell of the run over the whole base, for the heat map by value."""
+    stmt = select(
+        AnalyticsCustomer.r_score,
+        AnalyticsCustomer.f_score,
+        AnalyticsCustomer.m_score,
+        func.sum(AnalyticsCustomer.revenue),
+    ).where(AnalyticsCustomer.run_id == run.id)
+    scores = (AnalyticsCustomer.r_score, AnalyticsCustomer.f_score, AnalyticsCustomer.m_score)
+    cells: dict[tuple[int, int], Decimal] = {}
+    for r, f, m, revenue in session.execute(stmt.group_by(*scores)):
+        key = (int(r), (int(f) + int(m) + 1) // 2)  # FM: (F + M) / 2 rounded half up
+        cells[key] = cells.get(key, Decimal(0)) + Decimal(revenue or 0)
+    return cells
+
+
+def clv_values(*, session: Session, run: AnalyticsRun) -> list[Decimal]:
+    """Every customer's CLV in the run (the whole base), for the distribution."""
+    stmt = select(AnalyticsCustomer.clv).where(
+        AnalyticsCustomer.run_id == run.id, AnalyticsCustomer.clv.is_not(None)
+    )
+    return [v for v in session.scalars(stmt) if v is not None]
 
 
 def rules(

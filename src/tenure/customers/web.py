@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
 
+from tenure.analytics import web as analytics_web
 from tenure.audit import service as audit_service
 from tenure.audit.models import AuditEntry
 from tenure.audit.recorder import MASK
@@ -33,6 +34,7 @@ from tenure.orders.models import Order
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import (
+    ANALYTICS_READ,
     CUSTOMERS_DELETE,
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
@@ -672,6 +674,10 @@ def customer_page(
                 if listed.next_cursor
                 else None
             ),
+        )
+    if has_permission(user.role, ANALYTICS_READ):
+        context["analytics"] = analytics_web.customer_figures(
+            session=session, customer_id=customer.id, scope=scope
         )
     context["timeline"] = timeline(
         customer=customer,
