@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenure.audit.models import AuditEntry
 from tenure.config import Settings
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
@@ -209,6 +210,16 @@ def test_keys_commands_show_status_rotate_and_retire(
     assert f"{new} (primary)" in again.stdout
     assert retired.returncode == 0, retired.stderr
     assert retired.stdout == f"Key {old} removed from the keyring.\n"
+    with migrated.connect() as conn:
+        entries = conn.execute(
+            select(AuditEntry.action, AuditEntry.entity_id, AuditEntry.details)
+            .where(AuditEntry.entity_type == "key")
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [tuple(e) for e in entries] == [
+        ("keys.rotated", new, {"new_key": True, "values": 8, "left": 0}),
+        ("keys.retired", old, {}),
+    ]
 
 
 def test_status_names_keys_in_use_that_the_keyring_lacks(

@@ -157,6 +157,12 @@ def revealed(
     )
 
 
+def key_changed(*, session: Session, action: str, key_id: str, details: dict[str, Any]) -> None:
+    """An operator changed the encryption keys (``keys.rotated``, ``keys.retired``): which
+    key and how many values moved; never key material."""
+    recorder.add(session, action=action, entity_type="key", entity_id=key_id, details=details)
+
+
 def erased(
     *, session: Session, entity_type: str, entity_id: int | str, details: dict[str, Any]
 ) -> None:

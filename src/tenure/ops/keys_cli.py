@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,10 +16,12 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 
+from tenure.audit import service as audit_service
 from tenure.config import get_settings
 from tenure.customers import personal
-from tenure.db import make_engine
+from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.ops import keys
 from tenure.security import keyring
 from tenure.security.keyring import KeyringError
@@ -30,6 +32,12 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _record(engine: Engine, action: str, key_id: str, details: dict[str, Any]) -> None:
+    """The key change in the audit log, once it is done."""
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        audit_service.key_changed(session=session, action=action, key_id=key_id, details=details)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -110,6 +118,12 @@ def rotate(
                 progress.update(tasks[stage], completed=done, total=total)
 
             result = keys.rotate(settings, engine, resume_only=resume, progress=report)
+        _record(
+            engine,
+            "keys.rotated",
+            result.primary,
+            {"new_key": result.made_key, "values": result.resealed, "left": result.left},
+        )
     except (keys.KeysError, KeyringError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -138,6 +152,7 @@ def retire(key_id: Annotated[str, typer.Argument(help="The key to remove.")]) ->
     engine = make_engine(settings)
     try:
         keys.retire(settings, engine, key_id)
+        _record(engine, "keys.retired", key_id, {})
     except keys.KeysError as exc:
         raise _fail(str(exc)) from None
     finally:
