@@ -7,14 +7,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -30,7 +22,7 @@ from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.observability import serving
 from tenure.observability.cli import app as logs_app
 from tenure.ops import commands as ops_commands
-from tenure.ops import migrate
+from tenure.ops import migrate, progress
 from tenure.ops.keys_cli import app as encryption_keys_app
 from tenure.security import fields
 from tenure.security import service as security_service
@@ -163,21 +155,7 @@ def demo(
     if if_empty and demo_data.has_customers(engine):
         console.print("Customers exist already; demo data not loaded.")
         return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with progress.counted(console) as report:
         stats = demo_data.load(
             engine, customers=customers, seed=seed, sealer=sealer, progress=report
         )

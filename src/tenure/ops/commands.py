@@ -16,7 +16,6 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     SpinnerColumn,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -27,6 +26,7 @@ from tenure.db import make_engine
 from tenure.ops import backup, doctor, migrate, restore, upgrade
 from tenure.ops.backup import Manifest
 from tenure.ops.errors import OpsError
+from tenure.ops.progress import stage_reporter
 
 # soft_wrap: paths and messages stay on one line, whatever the terminal's width.
 console = Console(soft_wrap=True)
@@ -52,15 +52,8 @@ def _progress() -> Iterator[backup.Progress]:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        yield report
+    ) as bars:
+        yield stage_reporter(bars)
 
 
 def _summary(manifest: Manifest) -> str:

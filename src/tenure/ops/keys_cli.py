@@ -6,14 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
@@ -22,7 +14,7 @@ from tenure.audit import service as audit_service
 from tenure.config import get_settings
 from tenure.customers import personal
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
-from tenure.ops import keys
+from tenure.ops import keys, progress
 from tenure.security import keyring
 from tenure.security.keyring import KeyringError
 
@@ -102,21 +94,7 @@ def rotate(
     settings = get_settings()
     engine = make_engine(settings)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} values"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            tasks: dict[str, TaskID] = {}
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
-
+        with progress.counted(console, "values") as report:
             result = keys.rotate(settings, engine, resume_only=resume, progress=report)
         _record(
             engine,
