@@ -361,7 +361,7 @@ def client_main(spec_path: Path) -> None:
     for op in spec["operations"]:
         jobs: list[Job] = [(m, p, b) for m, p, b in spec["jobs"][op]]
         drive(jobs[:WARMUP], spec["expected"][op])
-        server_before = _cpu_seconds(spec["server_pids"])
+        server_before = [_cpu_seconds([pid]) for pid in spec["server_pids"]]
         cpu_before, load_before = time.process_time(), os.getloadavg()[0]
         started = time.perf_counter()
         raw = drive(jobs[WARMUP:], spec["expected"][op])
@@ -369,7 +369,12 @@ def client_main(spec_path: Path) -> None:
         raw |= {
             "wall": wall,
             "client_cpu": time.process_time() - cpu_before,
-            "server_cpu": _cpu_seconds(spec["server_pids"]) - server_before,
+            # Per process (the supervisor, then each worker): shows whether the workers
+            # share the load.
+            "server_cpu_each": [
+                _cpu_seconds([pid]) - before
+                for pid, before in zip(spec["server_pids"], server_before, strict=True)
+            ],
             "loadavg_1m": [load_before, os.getloadavg()[0]],
         }
         results[op] = raw
@@ -500,7 +505,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "rps": round(len(lat) / raw["wall"], 1),
         "seconds": round(raw["wall"], 2),
         "client_cpu_share": round(raw["client_cpu"] / raw["wall"], 2),
-        "server_cpu_cores": round(raw["server_cpu"] / raw["wall"], 2),
+        "server_cpu_cores": round(sum(raw["server_cpu_each"]) / raw["wall"], 2),
+        "worker_cpu_cores": [round(c / raw["wall"], 2) for c in raw["server_cpu_each"][1:]],
         "loadavg_1m": [round(x, 2) for x in raw["loadavg_1m"]],
     }
 
@@ -586,20 +592,24 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['python']}, SQLite {m['sqlite']}; load average at start {m['loadavg_at_start']}.",
         "",
         "| operation | requests | errors | p50 ms | p95 ms | p99 ms | req/s "
-        "| server cores | client CPU |",
+        "| server cores (per worker) | client CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for op, r in report["operations"].items():
         lines.append(
             f"| `{op}` | {r['requests']:,} | {r['errors']} | {r['p50_ms']} | {r['p95_ms']} | "
             f"{r['p99_ms']} | {r['rps']:,} | {r['server_cpu_cores']} "
-            f"| {r['client_cpu_share']:.0%} |"
+            f"({_per_worker(r)}) | {r['client_cpu_share']:.0%} |"
         )
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
     for t in report["targets"]:
         met = "n/a (not the full size)" if t["met"] is None else "yes" if t["met"] else "**no**"
         lines.append(f"| {t['target']} | {t['measured']} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _per_worker(r: dict[str, Any]) -> str:
+    return " + ".join(f"{c:.2f}" for c in r["worker_cpu_cores"])
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -610,7 +620,8 @@ def print_table(report: dict[str, Any]) -> None:
     for op, r in report["operations"].items():
         table.add_row(op, f"{r['requests']:,}", str(r["errors"]), f"{r['p50_ms']:.1f}",
                       f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['rps']:,.0f}",
-                      f"{r['server_cpu_cores']:.2f}", f"{r['client_cpu_share']:.0%}")  # fmt: skip
+                      f"{r['server_cpu_cores']:.2f} ({_per_worker(r)})",
+                      f"{r['client_cpu_share']:.0%}")  # fmt: skip
     console.print(table)
     for t in report["targets"]:
         mark = (

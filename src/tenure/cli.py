@@ -106,6 +106,7 @@ def serve(
 ) -> None:
     """Serve the web UI and API."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     settings = get_settings()
     current, head = migrate.revisions(make_engine(settings))
@@ -120,7 +121,7 @@ def serve(
         ) from None
     host, workers = host or settings.host, workers or settings.workers
     with serving.prepared(settings, host=host, workers=workers) as observed:
-        uvicorn.run(
+        config = uvicorn.Config(
             "tenure.asgi:app",
             host=host,
             port=port or settings.port,
@@ -134,6 +135,13 @@ def serve(
             timeout_worker_healthcheck=30,
             **observed,
         )
+        if workers > 1:
+            serving.run_workers(config)
+        else:
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                raise typer.Exit(STARTUP_FAILURE)
 
 
 @app.command()
