@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from tenure import __version__
+from tenure.analytics import schedule as analytics_schedule
 from tenure.analytics.api import router as analytics_router
 from tenure.analytics.web import router as analytics_web_router
 from tenure.audit.api import router as audit_router
@@ -72,6 +75,13 @@ class TenureApp(FastAPI):
         return schema
 
 
+@asynccontextmanager
+async def _background(app: FastAPI) -> AsyncIterator[None]:
+    """What every worker runs beside serving: the metrics sampler, scheduled analytics."""
+    async with sampling(app), analytics_schedule.lifespan(app):
+        yield
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the application for ``settings`` (from the environment when not given)."""
     settings = settings or get_settings()
@@ -82,7 +92,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title="Tenure",
         version=__version__,
         summary="A self-hosted CRM: customers, orders, products and more.",
-        lifespan=sampling,
+        lifespan=_background,
     )
     app.state.settings = settings
     app.state.engine = engine

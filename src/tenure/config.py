@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -99,6 +100,14 @@ class Settings(BaseSettings):
     pg_bindir: Path | None = Field(
         default=None, description="Directory of pg_dump, pg_restore and psql; found if unset."
     )
+    analytics_schedule: str | None = Field(
+        default=None,
+        description="Time of day (HH:MM, UTC) at which tenure serve computes the customer "
+        "analytics every day; unset: only when you run tenure analytics run.",
+    )
+    analytics_period: Literal["day", "week", "month"] = Field(
+        default="week", description="Time unit of the lifetime models in scheduled runs."
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -106,6 +115,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("analytics_schedule")
+    @classmethod
+    def _time_of_day(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return datetime.strptime(value.strip(), "%H:%M").strftime("%H:%M")
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time of day like 02:30 (UTC)") from None
+
+    @property
+    def analytics_time(self) -> time | None:
+        """When scheduled analytics runs happen each day (UTC), if they do."""
+        if self.analytics_schedule is None:
+            return None
+        return datetime.strptime(self.analytics_schedule, "%H:%M").time()
 
     @field_validator("default_phone_region")
     @classmethod
