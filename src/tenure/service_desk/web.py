@@ -1,0 +1,7 @@
+"""The service desk in the browser."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
