@@ -766,7 +766,8 @@ def user_names(*, session: Session, user_ids: Iterable[int | None]) -> dict[int,
     ids = sorted({i for i in user_ids if i is not None})
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples())
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {int(user_id): str(name) for user_id, name in rows}
 
 
 def agents(*, session: Session) -> list[User]:
