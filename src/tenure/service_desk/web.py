@@ -96,10 +96,47 @@ def queue(
     status: str | None = "active",
     customer_id: int | None = None,
     cursor: str | None = None,
-    notice: str | None = None,
 ) -> Response:
-    type = type if type in set(TicketType) else None
-    status = status if status in STATUS_CHOICES else None
+    """The queue: by priority, then the next due time; filters as in the API."""
+    return _queue(
+        request,
+        session,
+        user,
+        scope,
+        service.TicketFilter(
+            mine_of=user.id if mine else None,
+            team_id=team_id,
+            unassigned=unassigned,
+            breached=breached,
+            type=type,
+            status=status,
+            customer_id=customer_id,
+        ),
+        cursor=cursor,
+    )
+
+
+def _queue(
+    request: Request,
+    session: Session,
+    user: User,
+    scope: Any,
+    asked: service.TicketFilter,
+    *,
+    cursor: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    mine, team_id, unassigned, breached = (
+        asked.mine_of is not None,
+        asked.team_id,
+        asked.unassigned,
+        asked.breached,
+    )
+    type = asked.type if asked.type in set(TicketType) else None
+    status = asked.status if asked.status in STATUS_CHOICES else None
+    customer_id = asked.customer_id
+    team_id = team_id if team_id and team_id <= MAX_ID else None
     filters = service.TicketFilter(
         mine_of=user.id if mine else None,
         team_id=team_id,
@@ -157,12 +194,14 @@ def queue(
         "notice": notice,
         "back": str(request.url.path) + ("?" + urlencode(kept) if kept else ""),
     }
-    return render(request, "service_desk/queue.html", context)
+    return render(request, "service_desk/queue.html", context, status_code=status_code)
 
 
 def _back(form: FormData) -> str:
     target = str(form.get("back") or "/service-desk")
-    return target if target.startswith("/service-desk") and "//" not in target else "/service-desk"
+    if target.startswith("/service-desk") and "//" not in target and "\\" not in target:
+        return target
+    return "/service-desk"
 
 
 @router.post("/service-desk/bulk-assign", dependencies=[Csrf])
@@ -187,8 +226,16 @@ def bulk_assign(
             notice = localize(exc.detail, _)
         else:
             return RedirectResponse(back, status_code=303)
-    sep = "&" if "?" in back else "?"
-    return RedirectResponse(back + sep + urlencode({"notice": notice}), status_code=303)
+    session.rollback()  # nothing of a refused assignment is kept
+    return _queue(
+        request,
+        session,
+        user,
+        scope,
+        service.TicketFilter(status="active"),
+        notice=notice,
+        status_code=422,
+    )
 
 
 # --- a ticket -------------------------------------------------------------------------
@@ -522,18 +569,18 @@ def figures_page(
     return render(request, "service_desk/figures.html", context)
 
 
-@router.get("/service-desk/charts/{chart}.svg")
+@router.get("/service-desk/charts/{desk_chart}.svg")
 def chart_svg(
     request: Request,
-    chart: str,
+    desk_chart: str,
     session: SessionDep,
     _user: Reader,
     scope: PageScope,
     period: str = "week",
 ) -> Response:
     _ = gettext_for(request)
-    if chart not in charts.CHARTS:
-        raise NotFound(f"There is no service desk chart {chart}.")
+    if desk_chart not in charts.CHARTS:
+        raise NotFound(f"There is no service desk chart {desk_chart}.")
     period = period if period in ("week", "month") else "week"
     a, b = _window(request.query_params.get("from"), request.query_params.get("to"))
     found = service.figures(session=session, start=a, end=b, period=period, scope=scope)
@@ -544,7 +591,7 @@ def chart_svg(
         "resolution": _("Resolution, median (hours)"),
         "compliance": _("Service level met (%)"),
     }
-    body = charts.draw(chart, found, labels)
+    body = charts.draw(desk_chart, found, labels)
     return Response(
         body, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=60"}
     )
