@@ -44,7 +44,7 @@ from tenure.service_desk.schemas import (
     TicketUpdate,
 )
 from tenure.web.forms import errors_of, form_dict, parse
-from tenure.web.messages import localize
+from tenure.web.messages import N_, localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -56,6 +56,26 @@ Admin = Annotated[User, page_require(SERVICE_ADMIN)]
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 STATUS_CHOICES = ("active", *(s.value for s in TicketStatus))
+# Stored values shown on the pages, translated where they are shown.
+WORDS = (
+    N_("consultation"),
+    N_("complaint"),
+    N_("feedback"),
+    N_("email"),
+    N_("phone"),
+    N_("web"),
+    N_("chat"),
+    N_("new"),
+    N_("open"),
+    N_("pending"),
+    N_("resolved"),
+    N_("closed"),
+    N_("created"),
+    N_("status"),
+    N_("assigned"),
+    N_("priority"),
+    N_("priority_override"),
+)
 
 
 async def _form(request: Request) -> FormData:
