@@ -274,10 +274,11 @@ def _refresh_sla(session: Session, ticket: Ticket, hours: sla.BusinessHours) -> 
     ticket.resolution_due_at = sla.due(
         opened, policy.resolution_minutes, business=policy.business_hours, hours=hours
     )
-    _rank(ticket)
+    rank(ticket)
 
 
-def _rank(ticket: Ticket) -> None:
+def rank(ticket: Ticket) -> None:
+    """Set the ticket's place in the queue from its priority and next due time."""
     due: datetime | None = None
     if ticket.status in _ACTIVE:
         due = (
@@ -472,7 +473,7 @@ def update(
     }
     if diff:
         _audit(session, ticket, "updated", changes=diff)
-    _rank(ticket)
+    rank(ticket)
     ticket.updated_at = now
     session.flush()
     return ticket
@@ -577,7 +578,7 @@ def add_message(
     if not data.internal and ticket.status == TicketStatus.NEW:
         _set_status(session, ticket, TicketStatus.OPEN, actor_id, None, now)
     ticket.updated_at = now
-    _rank(ticket)
+    rank(ticket)
     session.flush()
     _audit(
         session,
