@@ -630,6 +630,9 @@ def record_satisfaction(*, session: Session, ticket: Ticket, data: SatisfactionI
 
 
 _LINK_LABEL = b"tenure service desk satisfaction link v1"
+# Survey tokens look like Tenure's other credentials (``tns_...``), so logs redact them.
+TOKEN_PREFIX = "tns_"
+_SIGNATURE_CHARS = 43  # HMAC-SHA256 in unpadded base64url
 
 
 def _link_key(session: Session) -> bytes:
@@ -657,18 +660,26 @@ def survey_token(*, session: Session, ticket: Ticket, days: int) -> tuple[str, d
     expires = utcnow().replace(microsecond=0) + timedelta(days=days)
     payload = _b64(orjson.dumps([ticket.id, int(expires.timestamp())]))
     signature = hmac.new(_link_key(session), payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(signature)}", expires
+    return f"{TOKEN_PREFIX}{payload}{_b64(signature)}", expires
 
 
 def ticket_of_token(*, session: Session, token: str) -> Ticket:
     """The ticket a survey token names; ``BadSurveyLink`` when the token was not signed
     here, has expired or was used, or the ticket is not resolved."""
-    payload, _, signature = token.partition(".")
+    body = token.removeprefix(TOKEN_PREFIX)
+    payload, signature = body[:-_SIGNATURE_CHARS], body[-_SIGNATURE_CHARS:]
+    ticket_id: object = None
+    expires: object = None
+    valid = token.startswith(TOKEN_PREFIX) and len(body) > _SIGNATURE_CHARS
     try:
-        expected = hmac.new(_link_key(session), payload.encode("ascii"), hashlib.sha256).digest()
-        valid = hmac.compare_digest(expected, _unb64(signature))
-        ticket_id, expires = orjson.loads(_unb64(payload)) if valid else (0, 0)
-    except (ValueError, UnicodeEncodeError, orjson.JSONDecodeError, TypeError):
+        if valid:
+            expected = hmac.new(
+                _link_key(session), payload.encode("ascii"), hashlib.sha256
+            ).digest()
+            valid = hmac.compare_digest(expected, _unb64(signature))
+        if valid:
+            ticket_id, expires = orjson.loads(_unb64(payload))
+    except (ValueError, UnicodeEncodeError, TypeError):
         valid = False
     if not valid or not isinstance(ticket_id, int) or not isinstance(expires, int):
         raise BadSurveyLink("This link is not one we sent. Use the link from your email.")
