@@ -607,3 +607,105 @@ def test_a_trashed_ticket_leaves_the_queue_and_can_be_restored(
     assert [x["id"] for x in trash] == [t["id"]]
     assert back.status_code == 200
     assert client.get(f"{URL}/{t['id']}", headers=support).status_code == 200
+
+
+# --- retries, history and figures -----------------------------------------------------
+
+
+def test_a_retried_create_with_the_same_idempotency_key_makes_one_ticket(
+    client: TestClient, support: Headers, engine: Engine
+) -> None:
+    customer = make_customer(client, support)
+    body = {"customer_id": customer, "type": "feedback", "subject": "s", "description": "d"}
+    headers = {**support, "Idempotency-Key": "ticket-retry-1"}
+
+    first = client.post(URL, json=body, headers=headers)
+    again = client.post(URL, json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert _count(engine, Ticket) == 1
+
+
+def test_a_ticket_cannot_be_opened_in_the_future(
+    client: TestClient, support: Headers, engine: Engine
+) -> None:
+    customer = make_customer(client, support)
+    later = (datetime.now().astimezone() + timedelta(days=1)).isoformat()
+
+    r = client.post(
+        URL,
+        json={
+            "customer_id": customer,
+            "type": "feedback",
+            "subject": "s",
+            "description": "d",
+            "opened_at": later,
+        },
+        headers=support,
+    )
+
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["body", "opened_at"]
+    assert _count(engine, Ticket) == 0
+
+
+def test_every_change_is_in_the_audit_log_and_the_history(
+    client: TestClient, support: Headers, engine: Engine
+) -> None:
+    t = make_ticket(client, support, customer_id=make_customer(client, support))
+    path = f"{URL}/{t['id']}"
+    agent = me(client, support)["id"]
+
+    client.patch(path, json={"subject": "The kettle leaks badly"}, headers=support)
+    client.post(f"{path}/assign", json={"assignee_id": agent}, headers=support)
+    client.post(f"{path}/priority", json={"priority": "P2", "reason": "Repeat"}, headers=support)
+    client.post(f"{path}/messages", json={"body": "Sorry to hear that."}, headers=support)
+    client.patch(path, json={"status": "resolved"}, headers=support)
+    client.post(f"{path}/satisfaction", json={"rating": 3}, headers=support)
+    history = client.get(path, headers=support).json()["events"]
+
+    assert _actions(engine, t["id"]) == [
+        "ticket.created",
+        "ticket.updated",
+        "ticket.assigned",
+        "ticket.priority_overridden",
+        "ticket.replied",
+        "ticket.status_changed",
+        "ticket.status_changed",
+        "ticket.satisfaction_recorded",
+    ]
+    assert [(e["kind"], e["to_value"]) for e in history] == [
+        ("created", "new"),
+        ("assigned", str(agent)),
+        ("priority_override", "P2"),
+        ("status", "open"),
+        ("status", "resolved"),
+    ]
+    assert {e["actor_id"] for e in history} == {agent}
+
+
+def test_the_figures_over_http(client: TestClient, support: Headers, login: Login) -> None:
+    t = make_ticket(client, support, customer_id=make_customer(client, support))
+    client.post(f"{URL}/{t['id']}/messages", json={"body": "On it."}, headers=support)
+    client.patch(f"{URL}/{t['id']}", json={"status": "resolved"}, headers=support)
+    client.post(f"{URL}/{t['id']}/satisfaction", json={"rating": 5}, headers=support)
+
+    r = client.get("/api/v1/service-desk/figures", params={"period": "month"}, headers=support)
+    sales = client.get("/api/v1/service-desk/figures", headers=login("sales"))
+    backwards = client.get(
+        "/api/v1/service-desk/figures",
+        params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        headers=support,
+    )
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tickets"] == 1
+    assert body["csat"] == {"count": 1, "mean": 5.0, "median": 5.0, "std": 0.0}
+    assert body["sla_compliance"] == 1.0
+    assert body["complaints_by_category"] == {"no order": 1}
+    assert body["first_response_minutes"]["count"] == 1
+    assert [g["tickets"] for g in body["per_period"]] == [1]
+    assert sales.json()["tickets"] == 0  # not one of their customers
+    assert backwards.status_code == 422

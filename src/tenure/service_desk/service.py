@@ -575,10 +575,6 @@ def add_message(
     session.add(message)
     if not data.internal and ticket.first_responded_at is None:
         ticket.first_responded_at = now
-    if not data.internal and ticket.status == TicketStatus.NEW:
-        _set_status(session, ticket, TicketStatus.OPEN, actor_id, None, now)
-    ticket.updated_at = now
-    rank(ticket)
     session.flush()
     _audit(
         session,
@@ -586,6 +582,11 @@ def add_message(
         "replied",
         details={"message_id": message.id, "internal": data.internal, "length": len(data.body)},
     )
+    if not data.internal and ticket.status == TicketStatus.NEW:
+        _set_status(session, ticket, TicketStatus.OPEN, actor_id, None, now)
+    ticket.updated_at = now
+    rank(ticket)
+    session.flush()
     return message
 
 
