@@ -4,6 +4,7 @@ figures and the dashboard."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -241,12 +242,18 @@ def test_the_figures_page_and_its_charts(client: TestClient, agent: User, admin:
     chart = client.get("/service-desk/charts/volume.svg")
     times = client.get("/service-desk/charts/times.svg", params={"period": "month"})
     unknown = client.get("/service-desk/charts/nope.svg")
+    empty = client.get(
+        "/service-desk/charts/volume.svg", params={"from": "2020-01-01", "to": "2020-01-31"}
+    )
+    today = datetime.now(UTC).date().isoformat()
 
     assert page.status_code == 200
     assert re.search(r'data-testid="figure-tickets">1<', page.text)
     assert re.search(r'data-testid="figure-csat">4<', page.text)
     assert chart.headers["content-type"] == "image/svg+xml"
     assert chart.text.lstrip().startswith("<?xml") and "<svg" in chart.text
+    assert chart.text.count('id="patch_') > empty.text.count('id="patch_')  # its bars
+    assert f"to={today}" in page.text  # the charts cover today's tickets too
     assert times.status_code == 200
     assert unknown.status_code == 404
 

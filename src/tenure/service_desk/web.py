@@ -5,7 +5,7 @@ anyone holding a signed link)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -544,16 +544,18 @@ def sla_update(
 
 
 def _window(start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """Whole UTC days from ``start`` to ``end`` (dates, both included): by default the 90
+    days up to today; a window backwards or longer than three years falls back to that."""
+
     def day(text: str | None) -> datetime | None:
         try:
-            return datetime.fromisoformat(text).astimezone() if text else None
+            return datetime.combine(date.fromisoformat(text or ""), time(), UTC)
         except ValueError:
             return None
 
-    b = day(end)
-    a = day(start)
-    b = (b + timedelta(days=1)) if b else utcnow()
-    a = a or b - timedelta(days=90)
+    today = datetime.combine(utcnow().date(), time(), UTC)
+    b = (day(end) or today) + timedelta(days=1)
+    a = day(start) or b - timedelta(days=90)
     if a >= b or b - a > timedelta(days=3 * 366):
         a = b - timedelta(days=90)
     return a, b
