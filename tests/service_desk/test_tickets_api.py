@@ -709,3 +709,24 @@ def test_the_figures_over_http(client: TestClient, support: Headers, login: Logi
     assert [g["tickets"] for g in body["per_period"]] == [1]
     assert sales.json()["tickets"] == 0  # not one of their customers
     assert backwards.status_code == 422
+
+
+def test_an_erasure_removes_what_the_customers_tickets_say(
+    client: TestClient, support: Headers, admin: Headers, engine: Engine
+) -> None:
+    customer = make_customer(client, support)
+    t = make_ticket(client, support, customer_id=customer, subject="Ada's broken kettle")
+    client.post(f"{URL}/{t['id']}/messages", json={"body": "Call Ada on 555-0100"}, headers=support)
+    client.patch(f"{URL}/{t['id']}", json={"description": "Lives at 12 Main St"}, headers=support)
+
+    r = client.post(f"/api/v1/customers/{customer}/erase", headers=admin)
+
+    assert r.status_code == 200, r.text
+    after = client.get(f"{URL}/{t['id']}", headers=support).json()
+    assert (after["subject"], after["description"]) == ("[erased]", "[erased]")
+    assert [m["body"] for m in after["messages"]] == ["[erased]"]
+    assert after["type"] == "complaint"
+    with engine.connect() as conn:
+        logged = " ".join(str(v) for v in conn.execute(select(AuditEntry.changes)).scalars())
+    assert "12 Main St" not in logged
+    assert "ticket.erased" in _actions(engine, t["id"])

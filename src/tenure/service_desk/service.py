@@ -467,7 +467,7 @@ def update(
                 ticket.priority = assessed.priority
                 _refresh_sla(session, ticket, hours)
     diff = {
-        n: {"old": old, "new": getattr(ticket, n)}
+        n: _masked(n, {"old": old, "new": getattr(ticket, n)})
         for n, old in before.items()
         if old != getattr(ticket, n)
     }
@@ -477,6 +477,16 @@ def update(
     ticket.updated_at = now
     session.flush()
     return ticket
+
+
+# What customers write and agents answer: personal data, never copied into the audit log.
+_FREE_TEXT = frozenset({"subject", "description"})
+
+
+def _masked(name: str, pair: dict[str, Any]) -> dict[str, Any]:
+    if name in _FREE_TEXT:
+        return {side: None if value is None else recorder.MASK for side, value in pair.items()}
+    return pair
 
 
 def override_priority(
@@ -609,6 +619,32 @@ def restore(*, session: Session, ticket_id: int, scope: RecordScope) -> Ticket:
         _audit(session, ticket, "updated", changes={"deleted_at": {"old": old, "new": None}})
         session.flush()
     return ticket
+
+
+ERASED = "[erased]"
+
+
+def clear_personal(*, session: Session, customer_id: int) -> int:
+    """Remove what a customer's tickets say (subject, description, replies, notes,
+    satisfaction comment, reasons in the history) for good, as a privacy erasure does;
+    types, statuses, times and ratings stay for the figures. Returns how many tickets."""
+    tickets = list(session.scalars(select(Ticket).where(Ticket.customer_id == customer_id)))
+    for ticket in tickets:
+        ticket.subject = ERASED
+        ticket.description = ERASED
+        ticket.satisfaction_comment = None
+        ticket.priority_override_reason = None
+        _audit(session, ticket, "erased")
+    ids = [t.id for t in tickets]
+    if ids:
+        for message in session.scalars(
+            select(TicketMessage).where(TicketMessage.ticket_id.in_(ids))
+        ):
+            message.body = ERASED
+        for event in session.scalars(select(TicketEvent).where(TicketEvent.ticket_id.in_(ids))):
+            event.reason = None
+    session.flush()
+    return len(tickets)
 
 
 # --- satisfaction ---------------------------------------------------------------------
