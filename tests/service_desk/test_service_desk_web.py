@@ -281,3 +281,18 @@ def test_the_customer_page_offers_a_new_ticket(
     page = client.get(f"/customers/{customer}")
 
     assert f'href="/service-desk/tickets/new?customer_id={customer}"' in page.text
+
+
+def test_an_unknown_status_on_the_page_is_refused(
+    client: TestClient, agent: User, admin: Headers
+) -> None:
+    t = make_ticket(client, admin, customer_id=make_customer(client, admin))
+    csrf = sign_in(client, agent)
+
+    r = client.post(
+        f"/service-desk/tickets/{t['id']}/status", data={"csrf_token": csrf, "status": "bogus"}
+    )
+
+    assert r.status_code == 422
+    assert "use one of the status buttons" in r.text
+    assert client.get(f"/api/v1/tickets/{t['id']}", headers=admin).json()["status"] == "new"

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from tenure.core.errors import NotFound, TenureError
+from tenure.core.errors import InvalidInput, NotFound, TenureError
 from tenure.core.pagination import parse_sort
 from tenure.core.schemas import MAX_ID
 from tenure.core.time import utcnow
@@ -439,7 +439,8 @@ def ticket_status(
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             return _refused(request, session, ticket, scope, exc)
-        return _refused(request, session, ticket, scope, NotFound("There is no such status."))
+        refusal = InvalidInput("There is no such status; use one of the status buttons.")
+        return _refused(request, session, ticket, scope, refusal)
     except TenureError as exc:
         return _refused(request, session, ticket, scope, exc)
     return RedirectResponse(f"/service-desk/tickets/{ticket.id}", status_code=303)
