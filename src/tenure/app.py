@@ -52,6 +52,8 @@ from tenure.security import service as security_service
 from tenure.security.api import router as security_router
 from tenure.security.models import User
 from tenure.security.web import router as security_web_router
+from tenure.service_desk.api import router as service_desk_router
+from tenure.service_desk.web import router as service_desk_web_router
 from tenure.web.dashboard import router as dashboard_router
 from tenure.web.messages import INTERNAL_ERROR, N_, localize
 from tenure.web.pages import login_redirect, static_files
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         audit_router,
         operations_router,
         analytics_router,
+        service_desk_router,
     ):
         app.include_router(router)
 
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         security_web_router,
         operations_web_router,
         analytics_web_router,
+        service_desk_web_router,
     ):
         app.include_router(router)
 

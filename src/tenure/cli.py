@@ -169,7 +169,7 @@ def demo(
         )
     console.print(
         f"Loaded {stats.customers:,} customers, {stats.products:,} products, "
-        f"{stats.orders:,} orders with {stats.order_lines:,} lines "
+        f"{stats.orders:,} orders with {stats.order_lines:,} lines, {stats.tickets:,} tickets "
         f"in {stats.seconds:.1f} s."
     )
 

@@ -108,6 +108,17 @@ class Settings(BaseSettings):
     analytics_period: Literal["day", "week", "month"] = Field(
         default="week", description="Time unit of the lifetime models in scheduled runs."
     )
+    business_hours: str = Field(
+        default="mon-fri 09:00-17:00",
+        description="The service desk's working week, for service levels counted in business "
+        "hours: days and opening times, e.g. 'mon-fri 09:00-17:00' or 'mon,wed 08:00-12:00'.",
+    )
+    business_timezone: str = Field(
+        default="UTC", description="The time zone of the business hours, e.g. Europe/Berlin."
+    )
+    satisfaction_link_days: int = Field(
+        default=14, ge=1, le=365, description="How long a satisfaction survey link stays valid."
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -142,6 +153,22 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a region phone numbers are known for (e.g. US, DE)")
         return region
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from tenure.service_desk.sla import parse_hours
+
+        parse_hours("mon 09:00-17:00", value.strip())
+        return value.strip()
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        from tenure.service_desk.sla import parse_hours
+
+        parse_hours(value)
+        return value.strip()
 
     @property
     def sqlalchemy_url(self) -> str:

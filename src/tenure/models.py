@@ -16,6 +16,7 @@ from tenure.db import Base
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, Team, User
+from tenure.service_desk.models import SlaPolicy, Ticket, TicketEvent, TicketMessage
 
 metadata = Base.metadata
 
@@ -39,7 +40,11 @@ __all__ = [
     "OrderLine",
     "Product",
     "RevenueDay",
+    "SlaPolicy",
     "Team",
+    "Ticket",
+    "TicketEvent",
+    "TicketMessage",
     "User",
     "metadata",
 ]

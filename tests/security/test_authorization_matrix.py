@@ -63,6 +63,9 @@ from tenure.security import service as security_service
 from tenure.security.permissions import ANALYTICS_READ, ROLE_PERMISSIONS, Role, Scope, scope_of
 from tenure.security.schemas import TeamCreate, UserCreate
 from tenure.security.scope import EVERYTHING
+from tenure.service_desk import service as desk_service
+from tenure.service_desk import sla as desk_sla
+from tenure.service_desk.schemas import TicketCreate, TicketType
 from tenure.web.session import current_user
 from tests.analytics.conftest import AS_OF, Shop, simulate
 from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
@@ -85,6 +88,9 @@ PUBLIC = frozenset({
     "GET /login",
     "POST /login",
     "POST /logout",  # signing out of an expired session still clears the cookie
+    # A customer's satisfaction survey: the signed link in the path is the permission.
+    "GET /survey/{token}",
+    "POST /survey/{token}",
 })  # fmt: skip
 # Every signed-in user, whatever the role: one's own account and the home page.
 SIGNED_IN = frozenset({
@@ -94,8 +100,8 @@ SIGNED_IN = frozenset({
     "GET /profile",
     "POST /preferences/language",
 })  # fmt: skip
-SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
-SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:")
+SCOPED_PARAMS = frozenset({"customer_id", "order_id", "ticket_id"})
+SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:", "tickets:")
 ANALYTICS = "/api/v1/analytics/"
 ANALYTICS_PAGES = "/analytics"
 
@@ -217,6 +223,9 @@ class Target:
     run: int  # the world's analytics run
     table: str = "customers"  # the analytics export that names customers
     chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
+    ticket: int = 0  # of the customer
+    priority: str = "P3"  # a service level policy
+    desk_chart: str = "volume"  # a service desk chart
 
 
 Build = Callable[[Target], dict[str, Any]]
@@ -234,6 +243,8 @@ class Spec:
     fresh_login: bool = False  # ends the session it is sent with
     callers_key: bool = False  # the API key in the path is the caller's own
     customer_list: bool = False  # lists every customer of the caller's (analytics)
+    ticket_status: str | None = None  # the ticket is moved to this status first
+    needs_ticket: bool = False  # names a ticket outside the path
 
 
 def _prefix(t: Target) -> str:
@@ -368,6 +379,68 @@ SPECS: dict[str, Spec] = {
     "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/churn": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/export/{table}.csv": Spec(customer_list=True),
+    # API: service desk
+    "GET /api/v1/tickets": Spec(query=lambda t: {"customer_id": t.customer}, scoped=True),
+    "POST /api/v1/tickets": Spec(
+        json=lambda t: {
+            "customer_id": t.customer,
+            "type": "complaint",
+            "subject": "Made",
+            "description": "Made here",
+        },
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
+    "PATCH /api/v1/tickets/{ticket_id}": Spec(json=lambda t: {"subject": f"Changed {t.n}"}),
+    "POST /api/v1/tickets/{ticket_id}/restore": Spec(trashed=True),
+    "POST /api/v1/tickets/{ticket_id}/priority": Spec(
+        json=lambda t: {"priority": "P1", "reason": "Key account"}
+    ),
+    "POST /api/v1/tickets/{ticket_id}/assign": Spec(json=lambda t: {"assignee_id": t.caller}),
+    "POST /api/v1/tickets/bulk-assign": Spec(
+        json=lambda t: {"ticket_ids": [t.ticket], "assignee_id": t.caller},
+        needs_ticket=True,
+        scoped=True,
+        out_status=422,  # as for a ticket that does not exist
+    ),
+    "POST /api/v1/tickets/{ticket_id}/messages": Spec(json=lambda t: {"body": "On it."}),
+    "POST /api/v1/tickets/{ticket_id}/satisfaction": Spec(
+        json=lambda t: {"rating": 4}, ticket_status="resolved"
+    ),
+    "POST /api/v1/tickets/{ticket_id}/survey-link": Spec(ticket_status="resolved"),
+    "PATCH /api/v1/sla-policies/{priority}": Spec(json=lambda t: {"resolution_minutes": 4320}),
+    # pages: service desk
+    "GET /service-desk": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "POST /service-desk/bulk-assign": Spec(
+        form=lambda t: {"ticket_ids": str(t.ticket), "assignee_id": "me"},
+        needs_ticket=True,
+        scoped=True,
+        out_status=422,  # the queue says the ticket does not exist
+    ),
+    "GET /service-desk/tickets/new": Spec(
+        query=lambda t: {"customer_id": str(t.customer)}, scoped=True
+    ),
+    "POST /service-desk/tickets/new": Spec(
+        form=lambda t: {
+            "customer_id": str(t.customer),
+            "type": "complaint",
+            "channel": "email",
+            "subject": "Made",
+            "description": "Made here",
+        },
+        scoped=True,
+        out_status=422,  # the form says there is no such customer
+    ),
+    "POST /service-desk/tickets/{ticket_id}/messages": Spec(form=lambda t: {"body": "On it."}),
+    "POST /service-desk/tickets/{ticket_id}/status": Spec(form=lambda t: {"status": "open"}),
+    "POST /service-desk/tickets/{ticket_id}/priority": Spec(
+        form=lambda t: {"priority": "P1", "reason": "Key account"}
+    ),
+    "POST /service-desk/tickets/{ticket_id}/assign": Spec(form=lambda t: {"assignee_id": "me"}),
+    "POST /service-desk/tickets/{ticket_id}/survey-link": Spec(ticket_status="resolved"),
+    "POST /service-desk/sla/{priority}": Spec(
+        form=lambda t: {"first_response_minutes": "480", "resolution_minutes": "4320"}
+    ),
 }
 
 
@@ -469,6 +542,27 @@ class World:
                 orders_service.trash(session=s, order=order)
         return order.id, order.version
 
+    def ticket(self, customer: int, *, out: bool, trashed: bool, status: str | None) -> int:
+        with unit_of_work(self.sessions) as s:
+            ticket = desk_service.create(
+                session=s,
+                data=TicketCreate(
+                    customer_id=customer,
+                    type=TicketType.COMPLAINT,
+                    subject=f"{MARKER} ticket" if out else "our ticket",
+                    description="It broke",
+                ),
+                scope=EVERYTHING,
+                actor_id=None,
+                hours=desk_sla.parse_hours("mon-fri 09:00-17:00"),
+            )
+            if status is not None:
+                ticket.status = status
+                ticket.resolved_at = ticket.created_at
+            if trashed:
+                desk_service.trash(session=s, ticket=ticket)
+            return ticket.id
+
     def new_product(self, *, trashed: bool = False) -> tuple[int, str, int]:
         sku = f"P-{next(self.counter)}"
         with unit_of_work(self.sessions) as s:
@@ -510,7 +604,7 @@ class World:
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
             return self.shared[(case.role, case.variant)]
         params = set(endpoint.params)
-        trashed = spec.trashed and "order_id" not in params and "product_id" not in params
+        trashed = spec.trashed and not params & {"order_id", "product_id", "ticket_id"}
         customer, name, customer_version = self.customer(owner, out=out, trashed=trashed)
         order, order_version = (
             self.order(customer, out=out, trashed=spec.trashed)
@@ -521,6 +615,11 @@ class World:
             self.new_product(trashed=spec.trashed)
             if "product_id" in params
             else (self.product, "", 0)
+        )
+        ticket = (
+            self.ticket(customer, out=out, trashed=spec.trashed, status=spec.ticket_status)
+            if "ticket_id" in params or spec.needs_ticket or endpoint.method == "GET"
+            else 0
         )
         user = self.user() if "user_id" in params else self.outsider
         key_owner = caller if spec.callers_key else user
@@ -543,6 +642,7 @@ class World:
             home_team=self.home_team,
             n=next(self.counter),
             run=self.run,
+            ticket=ticket,
         )
         if endpoint.method == "GET":
             self.shared[(case.role, case.variant)] = target
@@ -799,5 +899,9 @@ def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: 
             assert own in shown, "the caller's own customer is missing from the list"
     if case.variant == "out":
         assert MARKER not in r.text, "a record out of scope was shown"
-        for link in (f'href="/customers/{target.customer}"', f'href="/orders/{target.order}"'):
+        for link in (
+            f'href="/customers/{target.customer}"',
+            f'href="/orders/{target.order}"',
+            f'href="/service-desk/tickets/{target.ticket}"',
+        ):
             assert link not in r.text, f"a record out of scope was linked: {link}"

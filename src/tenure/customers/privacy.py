@@ -35,6 +35,7 @@ from tenure.customers.schemas import (
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.scope import RecordScope
+from tenure.service_desk import service as service_desk
 
 log = logging.getLogger("tenure")
 
@@ -117,6 +118,7 @@ def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer
         )
     orders = orders_service.of_customer(session=session, customer_id=customer.id)
     notes = orders_service.clear_notes(session=session, customer_id=customer.id)
+    service_desk.clear_personal(session=session, customer_id=customer.id)
     responses = idempotency.forget(session=session, holds=_holding(customer.id, held))
     audit_service.erased(
         session=session,

@@ -61,8 +61,8 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 # Secrets that might still end up inside a message: bearer credentials and Tenure's
-# token and API key formats.
-_SECRET_TEXT = re.compile(r"(?i)\bbearer\s+\S+|\btn[tk]_[A-Za-z0-9_\-]+")
+# token, API key and survey link formats.
+_SECRET_TEXT = re.compile(r"(?i)\bbearer\s+\S+|\btn[tks]_[A-Za-z0-9_\-]+")
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a field.
 _RECORD_ATTRS = frozenset(

@@ -38,6 +38,7 @@ from tenure.security.models import User
 from tenure.security.passwords import generate_password
 from tenure.security.permissions import Role
 from tenure.security.schemas import UserCreate
+from tenure.service_desk import demo as service_desk_demo
 
 log = logging.getLogger("tenure.demo")
 
@@ -53,6 +54,7 @@ BLOCK = 100_000
 CHUNK = 10_000
 DEFAULT_PRODUCTS = 300
 DEFAULT_LINES_PER_CUSTOMER = 10.0
+MAX_DEMO_TICKETS = 400
 DEMO_SALES_USERS = (
     ("Mia Fischer", "mia.fischer@sales.tenure.example"),
     ("Noah Becker", "noah.becker@sales.tenure.example"),
@@ -70,6 +72,7 @@ class DemoStats:
     orders: int
     order_lines: int
     seconds: float
+    tickets: int = 0
 
 
 # --- Names, places and things -------------------------------------------------------
@@ -444,12 +447,17 @@ def load(
                 sink.lock()
                 orders_service.rebuild_revenue(connection=conn)
         sink.tidy()
+    tickets = service_desk_demo.add_tickets(
+        engine, count=min(MAX_DEMO_TICKETS, customers // 5), seed=seed, end=end
+    )
+    report("tickets", tickets, tickets)
     return DemoStats(
         customers=stats.customers,
         products=stats.products,
         orders=stats.orders,
         order_lines=stats.lines,
         seconds=time.perf_counter() - started,
+        tickets=tickets,
     )
 
 

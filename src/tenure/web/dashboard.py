@@ -13,7 +13,8 @@ from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
 from tenure.orders import service as orders_service
-from tenure.security.permissions import CUSTOMERS_READ, ORDERS_READ, has_permission
+from tenure.security.permissions import CUSTOMERS_READ, ORDERS_READ, TICKETS_READ, has_permission
+from tenure.service_desk import service as service_desk
 from tenure.web.i18n import Formatter
 from tenure.web.session import PageScope, WebUser
 from tenure.web.templating import render, request_locale
@@ -77,4 +78,7 @@ def dashboard(request: Request, session: SessionDep, user: WebUser, scope: PageS
                 session=session, customer_ids={o.customer_id for o in recent}, scope=scope
             ),
         )
+    if has_permission(user.role, TICKETS_READ):
+        context["open_tickets"] = service_desk.open_count(session=session, scope=scope)
+        context["breached_tickets"] = service_desk.breached_count(session=session, scope=scope)
     return render(request, "dashboard.html", context)
