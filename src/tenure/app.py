@@ -36,6 +36,8 @@ from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
 from tenure.deps import get_principal
+from tenure.interactions.api import router as interactions_router
+from tenure.interactions.api import tasks_router
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
@@ -44,11 +46,14 @@ from tenure.observability.sampler import lifespan as sampling
 from tenure.observability.web import router as operations_web_router
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
+from tenure.pipeline.api import router as opportunities_router
+from tenure.pipeline.api import stages_router
 from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.api import router as security_router
 from tenure.security.models import User
 from tenure.security.web import router as security_web_router
+from tenure.timeline.api import router as timeline_router
 from tenure.web.dashboard import router as dashboard_router
 from tenure.web.messages import INTERNAL_ERROR, N_, localize
 from tenure.web.pages import login_redirect, static_files
@@ -102,6 +107,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         audit_router,
         operations_router,
         analytics_router,
+        opportunities_router,
+        stages_router,
+        interactions_router,
+        tasks_router,
+        timeline_router,
     ):
         app.include_router(router)
 

@@ -13,8 +13,10 @@ from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
+from tenure.interactions.models import Interaction, Task
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
+from tenure.pipeline.models import Opportunity, PipelineStage, StageChange
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, Team, User
 
 metadata = Base.metadata
@@ -33,12 +35,17 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "IdempotencyRecord",
+    "Interaction",
     "LoginThrottle",
     "MetricsSample",
+    "Opportunity",
     "Order",
     "OrderLine",
+    "PipelineStage",
     "Product",
     "RevenueDay",
+    "StageChange",
+    "Task",
     "Team",
     "User",
     "metadata",
