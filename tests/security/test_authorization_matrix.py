@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,13 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
+from tenure.interactions import service as interactions_service
+from tenure.interactions.schemas import InteractionCreate, TaskCreate
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
+from tenure.pipeline import service as pipeline_service
+from tenure.pipeline.schemas import OpportunityCreate, StageCreate
 from tenure.security import fields, passwords
 from tenure.security import service as security_service
 from tenure.security.permissions import ANALYTICS_READ, ROLE_PERMISSIONS, Role, Scope, scope_of
@@ -94,8 +99,19 @@ SIGNED_IN = frozenset({
     "GET /profile",
     "POST /preferences/language",
 })  # fmt: skip
-SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
-SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:")
+SCOPED_PARAMS = frozenset(
+    {"customer_id", "order_id", "opportunity_id", "interaction_id", "task_id"}
+)
+SCOPED_PERMISSIONS = (
+    "customers:",
+    "orders:",
+    "analytics:",
+    "opportunities:",
+    "interactions:",
+    "tasks:",
+)
+# Records of the pipeline in the path: made for the request, never the customer trashed.
+PIPELINE_PARAMS = frozenset({"opportunity_id", "interaction_id", "task_id"})
 ANALYTICS = "/api/v1/analytics/"
 ANALYTICS_PAGES = "/analytics"
 
@@ -215,6 +231,11 @@ class Target:
     home_team: int
     n: int
     run: int  # the world's analytics run
+    opportunity: int = 0  # owned by ``owner``, with ``customer``
+    opportunity_version: int = 0
+    interaction: int = 0  # with ``customer``
+    task: int = 0  # given to ``owner``
+    stage: int = 0  # of the pipeline: a fresh one for a request that changes it
     table: str = "customers"  # the analytics export that names customers
     chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
 
@@ -368,6 +389,43 @@ SPECS: dict[str, Spec] = {
     "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/churn": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/export/{table}.csv": Spec(customer_list=True),
+    # API: the pipeline, interactions and tasks
+    "POST /api/v1/opportunities": Spec(
+        json=lambda t: {
+            "customer_id": t.customer,
+            "title": f"Made {t.n}",
+            "amount": "10.00",
+            "owner_id": t.caller,
+        },
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
+    "PATCH /api/v1/opportunities/{opportunity_id}": Spec(json=lambda t: {"title": "changed"}),
+    "POST /api/v1/opportunities/{opportunity_id}/move": Spec(
+        json=lambda t: {"stage_id": t.stage, "position": 0}
+    ),
+    "POST /api/v1/opportunities/{opportunity_id}/order": Spec(
+        json=lambda t: {"lines": [{"product_id": t.product, "quantity": 1}]}
+    ),
+    "POST /api/v1/opportunities/{opportunity_id}/restore": Spec(trashed=True),
+    "POST /api/v1/pipeline-stages": Spec(
+        json=lambda t: {"name": f"Stage {t.n}", "probability": 20}
+    ),
+    "PATCH /api/v1/pipeline-stages/{stage_id}": Spec(json=lambda t: {"probability": 30}),
+    "POST /api/v1/interactions": Spec(
+        json=lambda t: {"customer_id": t.customer, "kind": "note", "subject": f"Note {t.n}"},
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
+    "PATCH /api/v1/interactions/{interaction_id}": Spec(json=lambda t: {"subject": "changed"}),
+    "POST /api/v1/interactions/{interaction_id}/restore": Spec(trashed=True),
+    "POST /api/v1/tasks": Spec(
+        json=lambda t: {"title": f"Task {t.n}", "assignee_id": t.owner},
+        scoped=True,
+        out_status=403,  # a task cannot be given to someone out of scope
+    ),
+    "PATCH /api/v1/tasks/{task_id}": Spec(json=lambda t: {"title": "changed"}),
+    "POST /api/v1/tasks/{task_id}/restore": Spec(trashed=True),
 }
 
 
@@ -436,6 +494,7 @@ class World:
     product: int
     csrf: str
     run: int = 0
+    stages: dict[str, int] = field(default_factory=dict)  # the pipeline's, by name
     shared: dict[tuple[Role, str], Target] = field(default_factory=dict)
     # Customers with purchases in the analytics run, per (role, variant).
     analytics: dict[tuple[Role, str], Target] = field(default_factory=dict)
@@ -510,7 +569,7 @@ class World:
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
             return self.shared[(case.role, case.variant)]
         params = set(endpoint.params)
-        trashed = spec.trashed and "order_id" not in params and "product_id" not in params
+        trashed = spec.trashed and not (params & {"order_id", "product_id", *PIPELINE_PARAMS})
         customer, name, customer_version = self.customer(owner, out=out, trashed=trashed)
         order, order_version = (
             self.order(customer, out=out, trashed=spec.trashed)
@@ -544,9 +603,60 @@ class World:
             n=next(self.counter),
             run=self.run,
         )
+        self.pipeline_records(target, endpoint, spec, out=out)
         if endpoint.method == "GET":
             self.shared[(case.role, case.variant)] = target
         return target
+
+    def pipeline_records(self, t: Target, endpoint: Endpoint, spec: Spec, *, out: bool) -> None:
+        """The opportunity, interaction, task and stage a request names, made for it."""
+        params, read = set(endpoint.params), endpoint.method == "GET"
+        label = f"{MARKER} {t.n}" if out else f"Ours {t.n}"
+        with unit_of_work(self.sessions) as s:
+            if "opportunity_id" in params or read:
+                won = endpoint.path.endswith("/order")
+                opportunity = pipeline_service.create(
+                    session=s,
+                    data=OpportunityCreate(
+                        customer_id=t.customer,
+                        title=label,
+                        amount=Decimal("100.00"),
+                        owner_id=t.owner,
+                        stage_id=self.stages["Won" if won else "Qualification"],
+                    ),
+                    actor_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "opportunity_id" in params:
+                    pipeline_service.trash(session=s, opportunity=opportunity)
+                t.opportunity, t.opportunity_version = opportunity.id, opportunity.version
+            if "interaction_id" in params or read:
+                interaction = interactions_service.log(
+                    session=s,
+                    data=InteractionCreate(customer_id=t.customer, kind="note", subject=label),
+                    author_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "interaction_id" in params:
+                    interactions_service.trash_interaction(session=s, interaction=interaction)
+                t.interaction = interaction.id
+            if "task_id" in params or read:
+                task = interactions_service.create_task(
+                    session=s,
+                    data=TaskCreate(title=label, assignee_id=t.owner, customer_id=t.customer),
+                    actor_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "task_id" in params:
+                    interactions_service.trash_task(session=s, task=task)
+                t.task = task.id
+            if "stage_id" in params and not read:
+                stage = pipeline_service.create_stage(
+                    session=s, data=StageCreate(name=f"Stage {t.n}", probability=20)
+                )
+                t.stage = stage.id
+            else:
+                t.stage = self.stages["Proposal"]
 
     def analytics_run(self) -> None:
         """A stored run over simulated shoppers (unowned: out of every restricted scope)
@@ -702,6 +812,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             product = catalog_service.create(
                 session=s, data=ProductCreate(sku="BASE-1", name="Base", unit_price="5.00")
             ).id
+            stages = {st.name: st.id for st in pipeline_service.list_stages(session=s)}
         app = create_app(settings, engine=engine)
         world = World(
             app=app,
@@ -711,6 +822,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             home_team=home,
             product=product,
             csrf=secrets.token_urlsafe(16),
+            stages=stages,
         )
         for role, user_id in ids.items():
             token = world.sign_in(user_id)
@@ -799,5 +911,9 @@ def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: 
             assert own in shown, "the caller's own customer is missing from the list"
     if case.variant == "out":
         assert MARKER not in r.text, "a record out of scope was shown"
-        for link in (f'href="/customers/{target.customer}"', f'href="/orders/{target.order}"'):
+        for link in (
+            f'href="/customers/{target.customer}"',
+            f'href="/orders/{target.order}"',
+            f'href="/opportunities/{target.opportunity}"',
+        ):
             assert link not in r.text, f"a record out of scope was linked: {link}"
