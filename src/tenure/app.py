@@ -38,6 +38,7 @@ from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
 from tenure.deps import get_principal
 from tenure.interactions.api import router as interactions_router
 from tenure.interactions.api import tasks_router
+from tenure.interactions.web import router as interactions_web_router
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
@@ -48,12 +49,14 @@ from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
 from tenure.pipeline.api import router as opportunities_router
 from tenure.pipeline.api import stages_router
+from tenure.pipeline.web import router as pipeline_web_router
 from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.api import router as security_router
 from tenure.security.models import User
 from tenure.security.web import router as security_web_router
 from tenure.timeline.api import router as timeline_router
+from tenure.timeline.web import router as timeline_web_router
 from tenure.web.dashboard import router as dashboard_router
 from tenure.web.messages import INTERNAL_ERROR, N_, localize
 from tenure.web.pages import login_redirect, static_files
@@ -125,6 +128,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         security_web_router,
         operations_web_router,
         analytics_web_router,
+        pipeline_web_router,
+        interactions_web_router,
+        timeline_web_router,
     ):
         app.include_router(router)
 
