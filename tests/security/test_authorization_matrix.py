@@ -426,6 +426,36 @@ SPECS: dict[str, Spec] = {
     ),
     "PATCH /api/v1/tasks/{task_id}": Spec(json=lambda t: {"title": "changed"}),
     "POST /api/v1/tasks/{task_id}/restore": Spec(trashed=True),
+    # pages: the pipeline, interactions and tasks
+    "POST /pipeline/move": Spec(
+        form=lambda t: {
+            "opportunity_id": str(t.opportunity),
+            "stage_id": str(t.stage),
+            "position": "0",
+        },
+        scoped=True,
+        out_status=404,  # the card is named in the form: as if it did not exist
+    ),
+    "GET /opportunities/new": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "POST /opportunities/new": Spec(
+        form=lambda t: {
+            "customer_id": str(t.customer),
+            "title": f"Made {t.n}",
+            "amount": "5.00",
+            "currency": "EUR",
+            "owner_id": str(t.caller),
+        },
+        scoped=True,
+        out_status=422,  # the form says there is no such customer
+    ),
+    "POST /opportunities/{opportunity_id}/move": Spec(form=lambda t: {"stage_id": str(t.stage)}),
+    "POST /opportunities/{opportunity_id}/order": Spec(
+        form=lambda t: {"product_id": str(t.product), "quantity": "1"}
+    ),
+    "POST /customers/{customer_id}/interactions": Spec(
+        form=lambda t: {"kind": "note", "subject": f"Note {t.n}"}
+    ),
+    "POST /tasks/new": Spec(form=lambda t: {"title": f"Task {t.n}"}),
 }
 
 
@@ -611,6 +641,9 @@ class World:
     def pipeline_records(self, t: Target, endpoint: Endpoint, spec: Spec, *, out: bool) -> None:
         """The opportunity, interaction, task and stage a request names, made for it."""
         params, read = set(endpoint.params), endpoint.method == "GET"
+        if spec.trashed and not (params & {"order_id", "product_id", *PIPELINE_PARAMS}):
+            return  # the customer is in the trash: nothing more to make for it
+        read = read or spec.scoped  # the records a form or body names
         label = f"{MARKER} {t.n}" if out else f"Ours {t.n}"
         with unit_of_work(self.sessions) as s:
             if "opportunity_id" in params or read:

@@ -81,7 +81,12 @@ def log_interaction(
     customers_service.get(session=session, customer_id=customer_id, scope=scope)
     values = form_dict(form)
     values["customer_id"] = customer_id
-    data, errors = parse(InteractionCreate, values, _)
+    minutes = values.get("duration_minutes")
+    data, errors = parse(
+        InteractionCreate,
+        {**values, "duration_minutes": int(minutes) if minutes and minutes.isdigit() else minutes},
+        _,
+    )
     if data is not None:
         try:
             service.log(session=session, data=data, author_id=user.id, scope=scope)
