@@ -353,8 +353,7 @@ def test_customer_page_shows_totals_orders_and_timeline(
     # Timeline: the customer's creation, then the orders, newest first.
     kinds = re.findall(r'<li data-kind="([^"]+)">', r.text)
     assert kinds == ["change", "order", "order", "order"]
-    assert f'<a href="/orders/{orders[2].id}">Order #{orders[2].id}</a>' in r.text
-    assert "90.00 EUR · draft" in r.text
+    assert f"Order #{orders[2].id} for €90.00" in r.text
     # Personal data is masked on the page.
     assert '<dd data-testid="email">g•••@example.com</dd>' in r.text
     assert "grace@example.com" not in r.text

@@ -46,8 +46,9 @@ from tenure.security.permissions import (
 from tenure.security.scope import RecordScope
 from tenure.timeline import web as timeline_web
 from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
+from tenure.web.i18n import Formatter
 from tenure.web.session import Csrf, PageScope, page_require
-from tenure.web.templating import gettext_for, is_htmx, render
+from tenure.web.templating import gettext_for, is_htmx, render, request_locale
 
 router = APIRouter(include_in_schema=False)
 
@@ -626,7 +627,15 @@ def customer_page(
         context["analytics"] = analytics_web.customer_figures(
             session=session, customer_id=customer.id, scope=scope
         )
-    context.update(timeline_web.panel(session=session, customer_id=customer.id, user=user))
+    context.update(
+        timeline_web.panel(
+            session=session,
+            customer_id=customer.id,
+            user=user,
+            gettext=gettext_for(request),
+            fmt=Formatter(request_locale(request)),
+        )
+    )
     context["history"] = history(
         entries=audit_service.history_for(session, "customer", customer.id, HISTORY_SIZE),
         users={u.id: u.name for u in security_service.list_users(session=session)},
