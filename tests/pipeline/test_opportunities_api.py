@@ -388,7 +388,7 @@ def test_a_negative_amount_is_refused(
 
 
 def test_managers_edit_stages_and_sales_reps_may_not(
-    client: TestClient, api: MakeApi, stages: dict[str, int]
+    client: TestClient, api: MakeApi, engine: Engine, stages: dict[str, int]
 ) -> None:
     manager, rep = api("manager"), api("sales")
     url = "/api/v1/pipeline-stages"
@@ -409,6 +409,13 @@ def test_managers_edit_stages_and_sales_reps_may_not(
         "Lost",
         "Demo",
     ]
+    with engine.connect() as conn:
+        recorded = conn.execute(
+            select(AuditEntry.action, AuditEntry.actor_id).where(
+                AuditEntry.entity_type == "pipeline_stage"
+            )
+        ).all()
+    assert recorded == [("pipeline_stage.created", manager.user_id)]
 
 
 def test_a_stage_that_holds_opportunities_cannot_be_deleted(
