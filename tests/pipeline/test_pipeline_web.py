@@ -271,3 +271,52 @@ def test_my_tasks_marks_the_overdue_ones_and_the_navigation_counts_them(
     assert 'class="badge" data-testid="task-count"' in after.text
     assert ">1</span>" in after.text
     assert 'hx-get="/tasks/count"' in page.text
+
+
+def test_an_opportunity_is_edited_with_its_version_and_a_stale_form_is_refused(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    rep = make_user("sales")
+    opp = _opportunity(sessions, rep, _customer(sessions, rep))
+    token = web_sign_in(client, rep)
+    form = client.get(f"/opportunities/{opp}/edit")
+    assert 'name="version" value="1"' in form.text
+    fields = {
+        "csrf_token": token,
+        "title": "Fleet, phase 2",
+        "amount": "2500",
+        "currency": "EUR",
+        "owner_id": str(rep.id),
+        "expected_close_on": "2027-02-01",
+        "version": "1",
+    }
+
+    saved = client.post(f"/opportunities/{opp}/edit", data=fields, follow_redirects=False)
+    stale = client.post(f"/opportunities/{opp}/edit", data={**fields, "title": "Overwritten"})
+
+    assert saved.status_code == 303
+    assert stale.status_code == 409
+    assert "Someone changed this opportunity a moment ago." in stale.text
+    with unit_of_work(sessions, write=False) as s:
+        stored = pipeline_service.get(session=s, opportunity_id=opp, scope=EVERYTHING)
+        assert (stored.title, str(stored.amount), stored.version) == (
+            "Fleet, phase 2",
+            "2500.0000",
+            2,
+        )
+
+
+def test_a_deleted_opportunity_leaves_the_board(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    rep = make_user("sales")
+    opp = _opportunity(sessions, rep, _customer(sessions, rep))
+    token = web_sign_in(client, rep)
+
+    r = client.post(
+        f"/opportunities/{opp}/delete", data={"csrf_token": token}, follow_redirects=False
+    )
+
+    assert r.status_code == 303
+    assert f'data-opportunity="{opp}"' not in client.get("/pipeline").text
+    assert client.get(f"/opportunities/{opp}").status_code == 404

@@ -449,6 +449,15 @@ SPECS: dict[str, Spec] = {
         out_status=422,  # the form says there is no such customer
     ),
     "POST /opportunities/{opportunity_id}/move": Spec(form=lambda t: {"stage_id": str(t.stage)}),
+    "POST /opportunities/{opportunity_id}/edit": Spec(
+        form=lambda t: {
+            "title": "changed",
+            "amount": "5.00",
+            "currency": "EUR",
+            "owner_id": str(t.owner),
+            "version": str(t.opportunity_version),
+        }
+    ),
     "POST /opportunities/{opportunity_id}/order": Spec(
         form=lambda t: {"product_id": str(t.product), "quantity": "1"}
     ),

@@ -21,7 +21,12 @@ from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
 from tenure.pipeline import service
 from tenure.pipeline.models import Opportunity
-from tenure.pipeline.schemas import OpportunityCreate, OpportunityOrder, StageKind
+from tenure.pipeline.schemas import (
+    OpportunityCreate,
+    OpportunityOrder,
+    OpportunityUpdate,
+    StageKind,
+)
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import OPPORTUNITIES_READ, OPPORTUNITIES_WRITE, ORDERS_WRITE
@@ -194,6 +199,7 @@ def _form_page(
     context = {
         "values": values,
         "errors": errors,
+        "opportunity_id": None,
         "customer_name": names.get(customer_id) if customer_id else None,
         "stage_options": [(s.id, s.name) for s in service.list_stages(session=session)],
         "owners": [(uid, name) for uid, name in _owners(session).items() if scope.may_assign(uid)],
@@ -229,6 +235,115 @@ def opportunity_create(
             return RedirectResponse(f"/opportunities/{opportunity.id}", status_code=303)
     shown = {k: v if v is not None else "" for k, v in values.items()}
     return _form_page(request, session, user, scope, shown, errors, status_code=422)
+
+
+# --- edit and delete ------------------------------------------------------------------
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    opportunity: Opportunity,
+    scope: RecordScope,
+    values: dict[str, Any],
+    errors: FieldErrors,
+    *,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "values": values,
+        "errors": errors,
+        "opportunity_id": opportunity.id,
+        "notice": notice,
+        "customer_name": customers_service.names(
+            session=session, customer_ids={opportunity.customer_id}, scope=scope
+        ).get(opportunity.customer_id),
+        "stage_options": [],
+        "owners": [(uid, name) for uid, name in _owners(session).items() if scope.may_assign(uid)],
+    }
+    return render(request, "pipeline/form.html", context, status_code=status_code)
+
+
+def _values_of(opportunity: Opportunity) -> dict[str, Any]:
+    return {
+        "customer_id": str(opportunity.customer_id),
+        "title": opportunity.title,
+        "amount": str(opportunity.amount.normalize()),
+        "currency": opportunity.currency,
+        "expected_close_on": opportunity.expected_close_on.isoformat()
+        if opportunity.expected_close_on
+        else "",
+        "owner_id": str(opportunity.owner_id),
+        "notes": opportunity.notes or "",
+        "version": str(opportunity.version),
+    }
+
+
+@router.get("/opportunities/{opportunity_id}/edit")
+def opportunity_edit(
+    request: Request,
+    opportunity_id: OpportunityId,
+    session: SessionDep,
+    _user: Writer,
+    scope: PageScope,
+) -> Response:
+    opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
+    return _edit_page(request, session, opportunity, scope, _values_of(opportunity), {})
+
+
+EDITABLE = ("title", "amount", "currency", "expected_close_on", "owner_id", "notes")
+
+
+@router.post("/opportunities/{opportunity_id}/edit", dependencies=[Csrf])
+def opportunity_update(
+    request: Request,
+    opportunity_id: OpportunityId,
+    session: SessionDep,
+    user: Writer,
+    scope: PageScope,
+    form: FormDep,
+) -> Response:
+    _ = gettext_for(request)
+    opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
+    values = form_dict(form)
+    shown = {k: v if v is not None else "" for k, v in values.items()}
+    if values.get("version") not in (None, str(opportunity.version)):
+        notice = _("Someone changed this opportunity a moment ago. Here it is as it is now.")
+        return _edit_page(
+            request,
+            session,
+            opportunity,
+            scope,
+            _values_of(opportunity),
+            {},
+            notice=notice,
+            status_code=409,
+        )
+    changes = {k: values.get(k) for k in EDITABLE}
+    for required in ("title", "amount", "currency", "owner_id"):
+        if changes[required] is None:
+            changes.pop(required)
+    data, errors = parse(OpportunityUpdate, changes, _)
+    if data is not None:
+        try:
+            service.update(
+                session=session, opportunity=opportunity, data=data, actor_id=user.id, scope=scope
+            )
+        except (InvalidInput, PermissionDenied) as exc:
+            errors = errors_of(exc, _)
+        else:
+            return RedirectResponse(f"/opportunities/{opportunity.id}", status_code=303)
+    return _edit_page(request, session, opportunity, scope, shown, errors, status_code=422)
+
+
+@router.post("/opportunities/{opportunity_id}/delete", dependencies=[Csrf])
+def opportunity_delete(
+    opportunity_id: OpportunityId, session: SessionDep, _user: Writer, scope: PageScope
+) -> Response:
+    opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
+    service.trash(session=session, opportunity=opportunity)
+    return RedirectResponse("/pipeline", status_code=303)
 
 
 # --- one opportunity ------------------------------------------------------------------
