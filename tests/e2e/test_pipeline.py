@@ -83,3 +83,27 @@ def test_a_card_dragged_to_won_becomes_an_order_on_the_customers_timeline(
         orders = s.scalars(select(Order)).all()
         assert [o.id for o in orders] == [order_id]
         assert (stored.status, stored.order_id) == ("won", order_id)
+
+
+def test_a_logged_call_appears_on_the_timeline_without_reloading(
+    page: Page, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    rep = make_user("sales")
+    ada = add_customer(sessions, rep, "Ada Lovelace")
+
+    sign_in(page, rep)
+    page.goto(f"/customers/{ada.id}")
+    form = page.get_by_test_id("log-interaction")
+    form.get_by_label("Kind").select_option("call")
+    form.get_by_label("Subject").fill("Talked about engines")
+    form.get_by_label("Duration (minutes, calls and meetings)").fill("20")
+    form.get_by_role("button", name="Log interaction").click()
+
+    expect(page.get_by_role("status")).to_have_text("Interaction logged.")
+    timeline = page.locator("#timeline")
+    expect(timeline.get_by_role("link", name="Call: Talked about engines")).to_be_visible()
+    expect(timeline).to_contain_text("20 min")
+    timeline.get_by_role("link", name="change", exact=True).click()
+    expect(timeline.locator("li[data-kind='interaction']")).to_have_count(0)
+    expect(timeline.locator("li[data-kind='change']")).to_have_count(1)
+    assert page.url.endswith(f"/customers/{ada.id}")

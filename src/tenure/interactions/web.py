@@ -104,7 +104,8 @@ def log_interaction(
         "errors": errors,
         "kinds": KINDS,
     }
-    return render(request, "interactions/_form.html", context, status_code=422)
+    template = "interactions/_form.html" if is_htmx(request) else "interactions/log.html"
+    return render(request, template, context, status_code=422)
 
 
 @router.get("/interactions/{interaction_id:int}")
