@@ -15,7 +15,7 @@ from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
 from tenure.interactions import service as interactions_service
 from tenure.interactions.models import Interaction
-from tenure.interactions.schemas import TaskCreate
+from tenure.interactions.schemas import InteractionCreate, TaskCreate
 from tenure.orders.models import Order
 from tenure.pipeline import service as pipeline_service
 from tenure.pipeline.schemas import OpportunityCreate
@@ -320,3 +320,29 @@ def test_a_deleted_opportunity_leaves_the_board(
     assert r.status_code == 303
     assert f'data-opportunity="{opp}"' not in client.get("/pipeline").text
     assert client.get(f"/opportunities/{opp}").status_code == 404
+
+
+def test_the_opportunity_page_lists_the_interactions_about_it(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    rep = make_user("sales")
+    customer = _customer(sessions, rep)
+    opp = _opportunity(sessions, rep, customer)
+    other = _opportunity(sessions, rep, customer, title="Other")
+    with unit_of_work(sessions) as s:
+        for subject, about in (("About this", opp), ("About the other", other)):
+            interactions_service.log(
+                session=s,
+                data=InteractionCreate(
+                    customer_id=customer, kind="meeting", subject=subject, opportunity_id=about
+                ),
+                author_id=rep.id,
+                scope=EVERYTHING,
+            )
+    web_sign_in(client, rep)
+
+    page = client.get(f"/opportunities/{opp}")
+
+    listed = page.text.split('data-testid="opportunity-interactions"')[1].split("</ul>")[0]
+    assert "About this" in listed
+    assert "About the other" not in listed

@@ -19,6 +19,7 @@ from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
+from tenure.interactions import service as interactions_service
 from tenure.pipeline import service
 from tenure.pipeline.models import Opportunity
 from tenure.pipeline.schemas import (
@@ -29,7 +30,13 @@ from tenure.pipeline.schemas import (
 )
 from tenure.security import service as security_service
 from tenure.security.models import User
-from tenure.security.permissions import OPPORTUNITIES_READ, OPPORTUNITIES_WRITE, ORDERS_WRITE
+from tenure.security.permissions import (
+    INTERACTIONS_READ,
+    OPPORTUNITIES_READ,
+    OPPORTUNITIES_WRITE,
+    ORDERS_WRITE,
+    has_permission,
+)
 from tenure.security.scope import RecordScope
 from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
 from tenure.web.session import Csrf, PageScope, page_require
@@ -369,6 +376,27 @@ def _products(session: Session) -> list[tuple[int, str]]:
     return [(p.id, f"{p.name} ({p.sku})") for p in products]
 
 
+def _interactions(
+    request: Request, session: Session, opportunity: Opportunity, scope: RecordScope
+) -> list[Any]:
+    """The interactions about this opportunity, newest first, for those who read them."""
+    user: User | None = getattr(request.state, "user", None)
+    if user is None or not has_permission(user.role, INTERACTIONS_READ):
+        return []
+    return interactions_service.list_interactions(
+        session=session,
+        filters=interactions_service.InteractionFilter(opportunity_id=opportunity.id),
+        scope=scope,
+        sort=parse_sort(
+            None,
+            interactions_service.INTERACTION_SORT_FIELDS,
+            interactions_service.INTERACTION_DEFAULT_SORT,
+        ),
+        cursor=None,
+        limit=20,
+    ).items
+
+
 def _detail(
     request: Request,
     session: Session,
@@ -406,6 +434,7 @@ def _detail(
         if opportunity.status == StageKind.WON and opportunity.order_id is None
         else [],
         "rows": range(ORDER_ROWS),
+        "interactions": _interactions(request, session, opportunity, scope),
         "notice": notice,
         "errors": errors or {},
     }
