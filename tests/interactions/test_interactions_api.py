@@ -258,3 +258,32 @@ def test_marketing_reads_interactions_but_cannot_log_them(client: TestClient, ap
     assert r.status_code == 403
     assert client.get(URL, headers=marketer.headers).status_code == 200
     assert client.get(TASKS, headers=marketer.headers).status_code == 403
+
+
+def test_erasing_a_customer_clears_what_was_written_about_them(
+    client: TestClient, api: MakeApi, engine: Engine
+) -> None:
+    admin = api("admin")
+    customer = admin.customer()
+    made = client.post(
+        URL,
+        json={
+            "customer_id": customer,
+            "kind": "call",
+            "subject": "Talked about her divorce",
+            "body": "Private matters",
+        },
+        headers=admin.headers,
+    ).json()
+
+    r = client.post(f"/api/v1/customers/{customer}/erase", headers=admin.headers)
+
+    assert r.status_code == 200
+    after = admin.get(f"{URL}/{made['id']}")
+    assert (after["kind"], after["subject"], after["body"]) == ("call", "(erased)", None)
+    with engine.connect() as conn:
+        logged = conn.execute(
+            select(AuditEntry.changes).where(AuditEntry.entity_type == "interaction")
+        ).all()
+    assert "divorce" not in str(logged)
+    assert "Private" not in str(logged)

@@ -78,6 +78,9 @@ SENSITIVE = (
 PERSONAL = {
     "customer": frozenset({"name", "company_name", "notes", "custom", "tags"}),
     "order": frozenset({"notes"}),
+    "interaction": frozenset({"subject", "body"}),
+    "task": frozenset({"notes"}),
+    "opportunity": frozenset({"notes"}),
 }
 MASK = "[masked]"
 ALIASES = {

@@ -254,6 +254,24 @@ def interaction_entries(
     return entries
 
 
+ERASED_SUBJECT = "(erased)"
+
+
+def erase_for_customer(*, session: Session, customer_id: int) -> int:
+    """Clear what was written about a customer (a privacy erasure): the subject and body
+    of their interactions, the notes of tasks about them. Kinds, times and links stay.
+    Returns how many interactions were cleared."""
+    cleared = 0
+    for item in session.scalars(select(Interaction).where(Interaction.customer_id == customer_id)):
+        if item.subject != ERASED_SUBJECT or item.body is not None:
+            item.subject, item.body = ERASED_SUBJECT, None
+            cleared += 1
+    for task in session.scalars(select(Task).where(Task.customer_id == customer_id)):
+        task.notes = None
+    session.flush()
+    return cleared
+
+
 # --- tasks ----------------------------------------------------------------------------
 
 
