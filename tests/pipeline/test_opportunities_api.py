@@ -412,7 +412,8 @@ def test_managers_edit_stages_and_sales_reps_may_not(
     with engine.connect() as conn:
         recorded = conn.execute(
             select(AuditEntry.action, AuditEntry.actor_id).where(
-                AuditEntry.entity_type == "pipeline_stage"
+                AuditEntry.entity_type == "pipeline_stage",
+                AuditEntry.entity_id == str(made.json()["id"]),
             )
         ).all()
     assert recorded == [("pipeline_stage.created", manager.user_id)]
