@@ -346,3 +346,17 @@ def test_the_opportunity_page_lists_the_interactions_about_it(
     listed = page.text.split('data-testid="opportunity-interactions"')[1].split("</ul>")[0]
     assert "About this" in listed
     assert "About the other" not in listed
+
+
+def test_timeline_amounts_are_written_the_readers_way(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    rep = make_user("sales")
+    customer = _customer(sessions, rep)
+    _opportunity(sessions, rep, customer, amount="12500.50")
+    web_sign_in(client, rep)
+
+    r = client.get(f"/customers/{customer}/timeline", params={"kind": "opportunity"})
+
+    assert "Opportunity opened: Fleet" in r.text
+    assert "Qualification · €12,500.50" in r.text

@@ -113,6 +113,17 @@ class Shown:
     url: str | None
 
 
+_MONEY = re.compile(r"(?P<total>-?\d+(?:\.\d+)?) (?P<currency>[A-Z]{3})")
+
+
+def _part(text: str, gettext: Gettext, fmt: Formatter) -> str:
+    """One part of an entry's detail: an amount formatted, a known sentence translated."""
+    money = _MONEY.fullmatch(text)
+    if money:
+        return str(fmt.money(Decimal(money["total"]), money["currency"]))
+    return _said(text, gettext)
+
+
 def shown(entry: TimelineEntry, gettext: Gettext, fmt: Formatter) -> Shown:
     """``entry`` in the reader's language: known sentences translated, money formatted."""
     title, detail = _said(entry.title, gettext), entry.detail
@@ -122,7 +133,7 @@ def shown(entry: TimelineEntry, gettext: Gettext, fmt: Formatter) -> Shown:
         title = gettext("Order #%(id)s for %(total)s") % {"id": order["id"], "total": total}
         detail = gettext(money["status"])
     elif detail:
-        detail = " · ".join(_said(part, gettext) for part in detail.split(" · "))
+        detail = " · ".join(_part(part, gettext, fmt) for part in detail.split(" · "))
     return Shown(entry.at, entry.kind, title, detail, entry.url)
 
 
