@@ -39,6 +39,9 @@ from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
 from tenure.deps import get_principal
+from tenure.interactions.api import router as interactions_router
+from tenure.interactions.api import tasks_router
+from tenure.interactions.web import router as interactions_web_router
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
@@ -47,6 +50,9 @@ from tenure.observability.sampler import lifespan as sampling
 from tenure.observability.web import router as operations_web_router
 from tenure.orders.api import router as orders_router
 from tenure.orders.web import router as orders_web_router
+from tenure.pipeline.api import router as opportunities_router
+from tenure.pipeline.api import stages_router
+from tenure.pipeline.web import router as pipeline_web_router
 from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.api import router as security_router
@@ -54,6 +60,8 @@ from tenure.security.models import User
 from tenure.security.web import router as security_web_router
 from tenure.service_desk.api import router as service_desk_router
 from tenure.service_desk.web import router as service_desk_web_router
+from tenure.timeline.api import router as timeline_router
+from tenure.timeline.web import router as timeline_web_router
 from tenure.web.dashboard import router as dashboard_router
 from tenure.web.messages import INTERNAL_ERROR, N_, localize
 from tenure.web.pages import login_redirect, static_files
@@ -115,6 +123,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         operations_router,
         analytics_router,
         service_desk_router,
+        opportunities_router,
+        stages_router,
+        interactions_router,
+        tasks_router,
+        timeline_router,
     ):
         app.include_router(router)
 
@@ -129,6 +142,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         operations_web_router,
         analytics_web_router,
         service_desk_web_router,
+        pipeline_web_router,
+        interactions_web_router,
+        timeline_web_router,
     ):
         app.include_router(router)
 

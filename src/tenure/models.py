@@ -13,8 +13,10 @@ from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
+from tenure.interactions.models import Interaction, Task
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
+from tenure.pipeline.models import Opportunity, PipelineStage, StageChange
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, Team, User
 from tenure.service_desk.models import SlaPolicy, Ticket, TicketEvent, TicketMessage
 
@@ -34,13 +36,18 @@ __all__ = [
     "CustomerSearchTerm",
     "CustomerTag",
     "IdempotencyRecord",
+    "Interaction",
     "LoginThrottle",
     "MetricsSample",
+    "Opportunity",
     "Order",
     "OrderLine",
+    "PipelineStage",
     "Product",
     "RevenueDay",
     "SlaPolicy",
+    "StageChange",
+    "Task",
     "Team",
     "Ticket",
     "TicketEvent",

@@ -350,9 +350,9 @@ def test_customer_page_shows_totals_orders_and_timeline(
     # Transaction record: every order, newest first, linked.
     linked = re.findall(r'<td><a href="/orders/(\d+)">', r.text)
     assert linked == [str(o.id) for o in reversed(orders)]
-    # Timeline: the orders then the customer's creation, newest first.
+    # Timeline: the customer's creation, then the orders, newest first.
     kinds = re.findall(r'<li data-kind="([^"]+)">', r.text)
-    assert kinds == ["customer-created", "order", "order", "order"]
+    assert kinds == ["change", "order", "order", "order"]
     assert f"Order #{orders[2].id} for €90.00" in r.text
     # Personal data is masked on the page.
     assert '<dd data-testid="email">g•••@example.com</dd>' in r.text

@@ -337,6 +337,7 @@ def test_the_audit_log_records_the_erasure_once_without_the_values_and_still_ver
         ],
         "orders_kept": 1,
         "order_notes_cleared": 1,
+        "interactions_cleared": 0,
         "kept_responses_erased": 0,
     }
     assert erasure.actor_id is not None

@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,13 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
+from tenure.interactions import service as interactions_service
+from tenure.interactions.schemas import InteractionCreate, TaskCreate
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
+from tenure.pipeline import service as pipeline_service
+from tenure.pipeline.schemas import OpportunityCreate, StageCreate
 from tenure.security import fields, passwords
 from tenure.security import service as security_service
 from tenure.security.permissions import ANALYTICS_READ, ROLE_PERMISSIONS, Role, Scope, scope_of
@@ -100,8 +105,20 @@ SIGNED_IN = frozenset({
     "GET /profile",
     "POST /preferences/language",
 })  # fmt: skip
-SCOPED_PARAMS = frozenset({"customer_id", "order_id", "ticket_id"})
-SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:", "tickets:")
+SCOPED_PARAMS = frozenset(
+    {"customer_id", "order_id", "ticket_id", "opportunity_id", "interaction_id", "task_id"}
+)
+SCOPED_PERMISSIONS = (
+    "customers:",
+    "orders:",
+    "analytics:",
+    "tickets:",
+    "opportunities:",
+    "interactions:",
+    "tasks:",
+)
+# Records of the pipeline in the path: made for the request, never the customer trashed.
+PIPELINE_PARAMS = frozenset({"opportunity_id", "interaction_id", "task_id"})
 ANALYTICS = "/api/v1/analytics/"
 ANALYTICS_PAGES = "/analytics"
 
@@ -221,6 +238,11 @@ class Target:
     home_team: int
     n: int
     run: int  # the world's analytics run
+    opportunity: int = 0  # owned by ``owner``, with ``customer``
+    opportunity_version: int = 0
+    interaction: int = 0  # with ``customer``
+    task: int = 0  # given to ``owner``
+    stage: int = 0  # of the pipeline: a fresh one for a request that changes it
     table: str = "customers"  # the analytics export that names customers
     chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
     ticket: int = 0  # of the customer
@@ -391,6 +413,17 @@ SPECS: dict[str, Spec] = {
         scoped=True,
         out_status=422,  # as for a customer that does not exist
     ),
+    # API: the pipeline, interactions and tasks
+    "POST /api/v1/opportunities": Spec(
+        json=lambda t: {
+            "customer_id": t.customer,
+            "title": f"Made {t.n}",
+            "amount": "10.00",
+            "owner_id": t.caller,
+        },
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
     "PATCH /api/v1/tickets/{ticket_id}": Spec(json=lambda t: {"subject": f"Changed {t.n}"}),
     "POST /api/v1/tickets/{ticket_id}/restore": Spec(trashed=True),
     "POST /api/v1/tickets/{ticket_id}/priority": Spec(
@@ -431,6 +464,54 @@ SPECS: dict[str, Spec] = {
         scoped=True,
         out_status=422,  # the form says there is no such customer
     ),
+    "PATCH /api/v1/opportunities/{opportunity_id}": Spec(json=lambda t: {"title": "changed"}),
+    "POST /api/v1/opportunities/{opportunity_id}/move": Spec(
+        json=lambda t: {"stage_id": t.stage, "position": 0}
+    ),
+    "POST /api/v1/opportunities/{opportunity_id}/order": Spec(
+        json=lambda t: {"lines": [{"product_id": t.product, "quantity": 1}]}
+    ),
+    "POST /api/v1/opportunities/{opportunity_id}/restore": Spec(trashed=True),
+    "POST /api/v1/pipeline-stages": Spec(
+        json=lambda t: {"name": f"Stage {t.n}", "probability": 20}
+    ),
+    "PATCH /api/v1/pipeline-stages/{stage_id}": Spec(json=lambda t: {"probability": 30}),
+    "POST /api/v1/interactions": Spec(
+        json=lambda t: {"customer_id": t.customer, "kind": "note", "subject": f"Note {t.n}"},
+        scoped=True,
+        out_status=422,  # as for a customer that does not exist
+    ),
+    "PATCH /api/v1/interactions/{interaction_id}": Spec(json=lambda t: {"subject": "changed"}),
+    "POST /api/v1/interactions/{interaction_id}/restore": Spec(trashed=True),
+    "POST /api/v1/tasks": Spec(
+        json=lambda t: {"title": f"Task {t.n}", "assignee_id": t.owner},
+        scoped=True,
+        out_status=403,  # a task cannot be given to someone out of scope
+    ),
+    "PATCH /api/v1/tasks/{task_id}": Spec(json=lambda t: {"title": "changed"}),
+    "POST /api/v1/tasks/{task_id}/restore": Spec(trashed=True),
+    # pages: the pipeline, interactions and tasks
+    "POST /pipeline/move": Spec(
+        form=lambda t: {
+            "opportunity_id": str(t.opportunity),
+            "stage_id": str(t.stage),
+            "position": "0",
+        },
+        scoped=True,
+        out_status=404,  # the card is named in the form: as if it did not exist
+    ),
+    "GET /opportunities/new": Spec(query=lambda t: {"customer_id": str(t.customer)}, scoped=True),
+    "POST /opportunities/new": Spec(
+        form=lambda t: {
+            "customer_id": str(t.customer),
+            "title": f"Made {t.n}",
+            "amount": "5.00",
+            "currency": "EUR",
+            "owner_id": str(t.caller),
+        },
+        scoped=True,
+        out_status=422,  # the form says there is no such customer
+    ),
     "POST /service-desk/tickets/{ticket_id}/messages": Spec(form=lambda t: {"body": "On it."}),
     "POST /service-desk/tickets/{ticket_id}/status": Spec(form=lambda t: {"status": "open"}),
     "POST /service-desk/tickets/{ticket_id}/priority": Spec(
@@ -441,6 +522,23 @@ SPECS: dict[str, Spec] = {
     "POST /service-desk/sla/{priority}": Spec(
         form=lambda t: {"first_response_minutes": "480", "resolution_minutes": "4320"}
     ),
+    "POST /opportunities/{opportunity_id}/move": Spec(form=lambda t: {"stage_id": str(t.stage)}),
+    "POST /opportunities/{opportunity_id}/edit": Spec(
+        form=lambda t: {
+            "title": "changed",
+            "amount": "5.00",
+            "currency": "EUR",
+            "owner_id": str(t.owner),
+            "version": str(t.opportunity_version),
+        }
+    ),
+    "POST /opportunities/{opportunity_id}/order": Spec(
+        form=lambda t: {"product_id": str(t.product), "quantity": "1"}
+    ),
+    "POST /customers/{customer_id}/interactions": Spec(
+        form=lambda t: {"kind": "note", "subject": f"Note {t.n}"}
+    ),
+    "POST /tasks/new": Spec(form=lambda t: {"title": f"Task {t.n}"}),
 }
 
 
@@ -509,6 +607,7 @@ class World:
     product: int
     csrf: str
     run: int = 0
+    stages: dict[str, int] = field(default_factory=dict)  # the pipeline's, by name
     shared: dict[tuple[Role, str], Target] = field(default_factory=dict)
     # Customers with purchases in the analytics run, per (role, variant).
     analytics: dict[tuple[Role, str], Target] = field(default_factory=dict)
@@ -604,7 +703,9 @@ class World:
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
             return self.shared[(case.role, case.variant)]
         params = set(endpoint.params)
-        trashed = spec.trashed and not params & {"order_id", "product_id", "ticket_id"}
+        trashed = spec.trashed and not (
+            params & {"order_id", "product_id", "ticket_id", *PIPELINE_PARAMS}
+        )
         customer, name, customer_version = self.customer(owner, out=out, trashed=trashed)
         order, order_version = (
             self.order(customer, out=out, trashed=spec.trashed)
@@ -644,9 +745,63 @@ class World:
             run=self.run,
             ticket=ticket,
         )
+        self.pipeline_records(target, endpoint, spec, out=out)
         if endpoint.method == "GET":
             self.shared[(case.role, case.variant)] = target
         return target
+
+    def pipeline_records(self, t: Target, endpoint: Endpoint, spec: Spec, *, out: bool) -> None:
+        """The opportunity, interaction, task and stage a request names, made for it."""
+        params, read = set(endpoint.params), endpoint.method == "GET"
+        if spec.trashed and not (params & {"order_id", "product_id", *PIPELINE_PARAMS}):
+            return  # the customer is in the trash: nothing more to make for it
+        read = read or spec.scoped  # the records a form or body names
+        label = f"{MARKER} {t.n}" if out else f"Ours {t.n}"
+        with unit_of_work(self.sessions) as s:
+            if "opportunity_id" in params or read:
+                won = endpoint.path.endswith("/order")
+                opportunity = pipeline_service.create(
+                    session=s,
+                    data=OpportunityCreate(
+                        customer_id=t.customer,
+                        title=label,
+                        amount=Decimal("100.00"),
+                        owner_id=t.owner,
+                        stage_id=self.stages["Won" if won else "Qualification"],
+                    ),
+                    actor_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "opportunity_id" in params:
+                    pipeline_service.trash(session=s, opportunity=opportunity)
+                t.opportunity, t.opportunity_version = opportunity.id, opportunity.version
+            if "interaction_id" in params or read:
+                interaction = interactions_service.log(
+                    session=s,
+                    data=InteractionCreate(customer_id=t.customer, kind="note", subject=label),
+                    author_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "interaction_id" in params:
+                    interactions_service.trash_interaction(session=s, interaction=interaction)
+                t.interaction = interaction.id
+            if "task_id" in params or read:
+                task = interactions_service.create_task(
+                    session=s,
+                    data=TaskCreate(title=label, assignee_id=t.owner, customer_id=t.customer),
+                    actor_id=t.owner,
+                    scope=EVERYTHING,
+                )
+                if spec.trashed and "task_id" in params:
+                    interactions_service.trash_task(session=s, task=task)
+                t.task = task.id
+            if "stage_id" in params and not read:
+                stage = pipeline_service.create_stage(
+                    session=s, data=StageCreate(name=f"Stage {t.n}", probability=20)
+                )
+                t.stage = stage.id
+            else:
+                t.stage = self.stages["Proposal"]
 
     def analytics_run(self) -> None:
         """A stored run over simulated shoppers (unowned: out of every restricted scope)
@@ -802,6 +957,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             product = catalog_service.create(
                 session=s, data=ProductCreate(sku="BASE-1", name="Base", unit_price="5.00")
             ).id
+            stages = {st.name: st.id for st in pipeline_service.list_stages(session=s)}
         app = create_app(settings, engine=engine)
         world = World(
             app=app,
@@ -811,6 +967,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             home_team=home,
             product=product,
             csrf=secrets.token_urlsafe(16),
+            stages=stages,
         )
         for role, user_id in ids.items():
             token = world.sign_in(user_id)
@@ -903,5 +1060,6 @@ def test_each_role_gets_what_its_permission_and_scope_allow(world: World, case: 
             f'href="/customers/{target.customer}"',
             f'href="/orders/{target.order}"',
             f'href="/service-desk/tickets/{target.ticket}"',
+            f'href="/opportunities/{target.opportunity}"',
         ):
             assert link not in r.text, f"a record out of scope was linked: {link}"

@@ -26,6 +26,7 @@ from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
 from tenure.deps import get_principal, require
 from tenure.models import metadata
+from tenure.pipeline import service as pipeline_service
 from tenure.security import passwords
 from tenure.security.models import User
 from tenure.security.permissions import (
@@ -39,12 +40,19 @@ from tenure.security.permissions import (
     CUSTOMERS_READ,
     CUSTOMERS_REVEAL,
     CUSTOMERS_WRITE,
+    INTERACTIONS_READ,
+    INTERACTIONS_WRITE,
     OPERATIONS_READ,
+    OPPORTUNITIES_READ,
+    OPPORTUNITIES_WRITE,
     ORDERS_READ,
     ORDERS_WRITE,
+    PIPELINE_ADMIN,
     PRODUCTS_READ,
     PRODUCTS_WRITE,
     ROLE_PERMISSIONS,
+    TASKS_READ,
+    TASKS_WRITE,
     USERS_READ,
     USERS_WRITE,
     Role,
@@ -211,6 +219,27 @@ PROBES: dict[str, Probe] = {
     AUDIT_READ: Probe("GET", "/api/v1/audit", None, 200, False),
     OPERATIONS_READ: Probe("GET", "/api/v1/operations", None, 200, False),
     ANALYTICS_READ: Probe("GET", "/api/v1/analytics/runs", None, 200, False),
+    OPPORTUNITIES_READ: Probe("GET", "/api/v1/opportunities", None, 200, False),
+    OPPORTUNITIES_WRITE: Probe(
+        "POST",
+        "/api/v1/opportunities",
+        {"customer_id": "{customer}", "title": "Probe", "amount": "1.00"},
+        201,
+        True,
+    ),
+    PIPELINE_ADMIN: Probe(
+        "POST", "/api/v1/pipeline-stages", {"name": "Probe", "probability": 30}, 201, True
+    ),
+    INTERACTIONS_READ: Probe("GET", "/api/v1/interactions", None, 200, False),
+    INTERACTIONS_WRITE: Probe(
+        "POST",
+        "/api/v1/interactions",
+        {"customer_id": "{customer}", "kind": "note", "subject": "Probe"},
+        201,
+        True,
+    ),
+    TASKS_READ: Probe("GET", "/api/v1/tasks", None, 200, False),
+    TASKS_WRITE: Probe("POST", "/api/v1/tasks", {"title": "Probe"}, 201, True),
     # Last: it erases the customer the trash probe may have trashed.
     CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
@@ -240,6 +269,7 @@ def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> 
         product = catalog_service.create(
             session=s, data=ProductCreate(sku="OLD-1", name="Old", unit_price="2.50")
         )
+        pipeline_service.seed_default_stages(session=s)
         return Records(customer.id, doomed.id, product.id)
 
 
@@ -305,17 +335,29 @@ def test_a_role_may_do_exactly_what_its_permissions_allow(
 
 
 _READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ}
+_SELLING = {OPPORTUNITIES_READ, OPPORTUNITIES_WRITE, INTERACTIONS_READ, INTERACTIONS_WRITE}
+_SELLING |= {TASKS_READ, TASKS_WRITE}
 DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ}
+    | _SELLING
+    | {PIPELINE_ADMIN},
     Role.SALES: _READS
-    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE},
-    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE},
-    Role.MARKETING: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
-    Role.ANALYST: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
-    Role.AUDITOR: _READS | {USERS_READ, AUDIT_READ},
+    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE}
+    | _SELLING,
+    Role.SUPPORT: _READS
+    | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE}
+    | {INTERACTIONS_READ, INTERACTIONS_WRITE, TASKS_READ, TASKS_WRITE, OPPORTUNITIES_READ},
+    Role.MARKETING: _READS
+    | {API_KEYS_MANAGE, ANALYTICS_READ, INTERACTIONS_READ}
+    | {OPPORTUNITIES_READ},
+    Role.ANALYST: _READS
+    | {API_KEYS_MANAGE, ANALYTICS_READ, OPPORTUNITIES_READ}
+    | {INTERACTIONS_READ},
+    Role.AUDITOR: _READS
+    | {USERS_READ, AUDIT_READ, OPPORTUNITIES_READ, INTERACTIONS_READ, TASKS_READ},
 }
 
 

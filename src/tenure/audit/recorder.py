@@ -40,6 +40,10 @@ AUDITED = {
     "user_account": "user",
     "api_key": "api_key",
     "team": "team",
+    "pipeline_stage": "pipeline_stage",
+    "opportunity": "opportunity",
+    "interaction": "interaction",
+    "task": "task",
 }
 # Bookkeeping that changes on its own: not worth an entry.
 IGNORED = frozenset(
@@ -74,6 +78,9 @@ SENSITIVE = (
 PERSONAL = {
     "customer": frozenset({"name", "company_name", "notes", "custom", "tags"}),
     "order": frozenset({"notes"}),
+    "interaction": frozenset({"subject", "body"}),
+    "task": frozenset({"notes"}),
+    "opportunity": frozenset({"notes"}),
 }
 MASK = "[masked]"
 ALIASES = {
@@ -306,8 +313,23 @@ def _update_action(entity_type: str, changes: dict[str, dict[str, Any]]) -> str:
         return "role_changed"
     if entity_type == "user" and "is_active" in changes:
         return "enabled" if changes["is_active"]["new"] else "disabled"
+    if entity_type == "opportunity":
+        return _opportunity_action(changes)
+    if entity_type == "task" and "status" in changes:
+        return "completed" if changes["status"]["new"] == "done" else "reopened"
     if entity_type == "api_key" and "revoked_at" in changes:
         return "revoked" if changes["revoked_at"]["new"] is not None else "updated"
+    return "updated"
+
+
+def _opportunity_action(changes: dict[str, dict[str, Any]]) -> str:
+    """An opportunity won, lost, moved to another stage, or turned into an order."""
+    if "order_id" in changes:
+        return "ordered"
+    if "status" in changes and changes["status"]["new"] in ("won", "lost"):
+        return str(changes["status"]["new"])
+    if "stage_id" in changes:
+        return "moved"
     return "updated"
 
 

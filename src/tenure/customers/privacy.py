@@ -32,6 +32,7 @@ from tenure.customers.schemas import (
     CustomerSummary,
     ExportedEntry,
 )
+from tenure.interactions import service as interactions_service
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
 from tenure.security.scope import RecordScope
@@ -119,6 +120,7 @@ def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer
     orders = orders_service.of_customer(session=session, customer_id=customer.id)
     notes = orders_service.clear_notes(session=session, customer_id=customer.id)
     service_desk.clear_personal(session=session, customer_id=customer.id)
+    interactions = interactions_service.erase_for_customer(session=session, customer_id=customer.id)
     responses = idempotency.forget(session=session, holds=_holding(customer.id, held))
     audit_service.erased(
         session=session,
@@ -128,6 +130,7 @@ def erase(*, session: Session, customer_id: int, scope: RecordScope) -> Customer
             "fields": fields,
             "orders_kept": len(orders),
             "order_notes_cleared": notes,
+            "interactions_cleared": interactions,
             "kept_responses_erased": responses,
         },
     )

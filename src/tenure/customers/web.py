@@ -30,7 +30,6 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
 from tenure.deps import SessionDep
 from tenure.orders import service as orders_service
-from tenure.orders.models import Order
 from tenure.security import service as security_service
 from tenure.security.models import User
 from tenure.security.permissions import (
@@ -45,6 +44,7 @@ from tenure.security.permissions import (
     has_permission,
 )
 from tenure.security.scope import RecordScope
+from tenure.timeline import web as timeline_web
 from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
 from tenure.web.i18n import Formatter
 from tenure.web.session import Csrf, PageScope, page_require
@@ -584,47 +584,6 @@ def restore_customer(
 # ---------------------------------------------------------------- the customer 360 page
 
 
-@dataclass(frozen=True)
-class TimelineEntry:
-    """One thing that happened to a customer, for the timeline (newest first)."""
-
-    at: datetime
-    kind: str  # what happened: "customer-created", "customer-updated", "order", ...
-    text: str
-    link: str | None = None
-    badge: str | None = None  # a status shown beside the text, e.g. the order's
-
-
-def timeline(
-    *,
-    customer: Customer,
-    orders: Sequence[Order],
-    gettext: Callable[[str], str],
-    fmt: Formatter,
-) -> list[TimelineEntry]:
-    """Everything known to have happened to ``customer``, newest first.
-
-    Built from the records that exist today (the customer and their orders); tickets,
-    campaigns and notes add their entries here as they arrive.
-    """
-    entries = [TimelineEntry(customer.created_at, "customer-created", gettext("Customer created"))]
-    if customer.version > 1 and customer.updated_at > customer.created_at:
-        entries.append(
-            TimelineEntry(customer.updated_at, "customer-updated", gettext("Profile last updated"))
-        )
-    for order in orders:
-        text = gettext("Order #%(id)s for %(total)s") % {
-            "id": order.id,
-            "total": fmt.money(order.total, order.currency),
-        }
-        entries.append(
-            TimelineEntry(
-                order.ordered_at, "order", text, link=f"/orders/{order.id}", badge=order.status
-            )
-        )
-    return sorted(entries, key=lambda e: e.at, reverse=True)
-
-
 @router.get("/customers/{customer_id:int}")
 def customer_page(
     request: Request,
@@ -645,7 +604,6 @@ def customer_page(
         "owner": owner,
         "orders": [],
     }
-    orders: list[Order] = []
     if has_permission(user.role, ORDERS_READ):
         newest_first = parse_sort("-ordered_at", orders_service.SORT_FIELDS, "-ordered_at")
         listed = orders_service.list_orders(
@@ -656,16 +614,6 @@ def customer_page(
             cursor=_blank(orders_cursor),
             limit=ORDERS_PAGE_SIZE,
         )
-        orders = listed.items
-        if orders_cursor:  # the timeline always starts from the newest orders
-            orders = orders_service.list_orders(
-                session=session,
-                filters=orders_service.OrderFilter(customer_id=customer.id),
-                scope=scope,
-                sort=newest_first,
-                cursor=None,
-                limit=ORDERS_PAGE_SIZE,
-            ).items
         context.update(
             summary=orders_service.customer_totals(session=session, customer_id=customer.id),
             orders=listed.items,
@@ -679,13 +627,15 @@ def customer_page(
         context["analytics"] = analytics_web.customer_figures(
             session=session, customer_id=customer.id, scope=scope
         )
-    context["timeline"] = timeline(
-        customer=customer,
-        orders=orders,
-        gettext=gettext_for(request),
-        fmt=Formatter(request_locale(request)),
+    context.update(
+        timeline_web.panel(
+            session=session,
+            customer_id=customer.id,
+            user=user,
+            gettext=gettext_for(request),
+            fmt=Formatter(request_locale(request)),
+        )
     )
-    context["timeline_more"] = len(orders) == ORDERS_PAGE_SIZE
     context["history"] = history(
         entries=audit_service.history_for(session, "customer", customer.id, HISTORY_SIZE),
         users={u.id: u.name for u in security_service.list_users(session=session)},

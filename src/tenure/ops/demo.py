@@ -32,6 +32,7 @@ from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import WRITE_OPTION, make_sessionmaker, unit_of_work
 from tenure.orders import service as orders_service
 from tenure.orders.models import Order, OrderLine
+from tenure.pipeline import demo as pipeline_demo
 from tenure.security import service as security_service
 from tenure.security.fields import Sealer
 from tenure.security.models import User
@@ -451,6 +452,9 @@ def load(
         engine, count=min(MAX_DEMO_TICKETS, customers // 5), seed=seed, end=end
     )
     report("tickets", tickets, tickets)
+    # Opportunities, their interactions and tasks for some of the demo customers.
+    opportunities = pipeline_demo.load(engine, seed=seed, end=end)
+    report("opportunities", opportunities, opportunities)
     return DemoStats(
         customers=stats.customers,
         products=stats.products,
