@@ -35,8 +35,33 @@ def test_a_logged_call_has_its_author_duration_and_links(
     client: TestClient, api: MakeApi, stages: dict[str, int]
 ) -> None:
     rep = api("sales")
-    customer = rep.customer()
+    customer, other = rep.customer(), rep.customer("Other")
     opp = rep.opportunity(customer)
+    tickets = [
+        client.post(
+            "/api/v1/tickets",
+            json={
+                "customer_id": c,
+                "type": "consultation",
+                "subject": "Pricing",
+                "description": "?",
+            },
+            headers=api("support").headers,
+        ).json()["id"]
+        for c in (customer, other)
+    ]
+    call = {
+        "customer_id": customer,
+        "kind": "call",
+        "subject": "Pricing questions",
+        "ticket_id": tickets[1],
+    }
+    # A ticket of another customer, or none at all: refused, nothing logged.
+    for ticket_id, said in ((tickets[1], "is not one of this customer's"), (999999, "no ticket")):
+        r = client.post(URL, json={**call, "ticket_id": ticket_id}, headers=rep.headers)
+        assert r.status_code == 422, r.text
+        assert said in r.json()["detail"]
+    assert client.get(URL, headers=rep.headers).json()["items"] == []
 
     r = client.post(
         URL,
@@ -48,7 +73,7 @@ def test_a_logged_call_has_its_author_duration_and_links(
             "occurred_at": "2026-11-20T10:00:00Z",
             "duration_minutes": 25,
             "opportunity_id": opp["id"],
-            "ticket_id": 77,
+            "ticket_id": tickets[0],
         },
         headers=rep.headers,
     )
@@ -57,7 +82,7 @@ def test_a_logged_call_has_its_author_duration_and_links(
     body = r.json()
     assert body["author_id"] == rep.user_id
     assert body["duration_minutes"] == 25
-    assert (body["opportunity_id"], body["ticket_id"]) == (opp["id"], 77)
+    assert (body["opportunity_id"], body["ticket_id"]) == (opp["id"], tickets[0])
     assert body["occurred_at"] == "2026-11-20T10:00:00Z"
     assert r.headers["etag"] == '"1"'
 

@@ -51,13 +51,20 @@ from tenure.security.permissions import (
     PRODUCTS_READ,
     PRODUCTS_WRITE,
     ROLE_PERMISSIONS,
+    SERVICE_ADMIN,
     TASKS_READ,
     TASKS_WRITE,
+    TICKETS_ASSIGN,
+    TICKETS_READ,
+    TICKETS_WRITE,
     USERS_READ,
     USERS_WRITE,
     Role,
 )
 from tenure.security.scope import EVERYTHING
+from tenure.service_desk import service as desk_service
+from tenure.service_desk import sla
+from tenure.service_desk.schemas import TicketCreate
 
 Headers = dict[str, str]
 Login = Callable[..., Headers]
@@ -240,6 +247,25 @@ PROBES: dict[str, Probe] = {
     ),
     TASKS_READ: Probe("GET", "/api/v1/tasks", None, 200, False),
     TASKS_WRITE: Probe("POST", "/api/v1/tasks", {"title": "Probe"}, 201, True),
+    TICKETS_READ: Probe("GET", "/api/v1/tickets", None, 200, False),
+    TICKETS_WRITE: Probe(
+        "POST",
+        "/api/v1/tickets",
+        {"customer_id": "{customer}", "type": "feedback", "subject": "Probe", "description": "."},
+        201,
+        True,
+    ),
+    # The ticket is assigned to its maker; taking it away is a change in its history.
+    TICKETS_ASSIGN: Probe(
+        "POST",
+        "/api/v1/tickets/bulk-assign",
+        {"ticket_ids": ["{ticket}"], "assignee_id": None},
+        200,
+        True,
+    ),
+    SERVICE_ADMIN: Probe(
+        "PATCH", "/api/v1/sla-policies/P4", {"resolution_minutes": 7200}, 200, True
+    ),
     # Last: it erases the customer the trash probe may have trashed.
     CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
@@ -254,6 +280,7 @@ class Records:
     customer: int
     doomed: int
     product: int
+    ticket: int
 
 
 @pytest.fixture
@@ -270,7 +297,20 @@ def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> 
             session=s, data=ProductCreate(sku="OLD-1", name="Old", unit_price="2.50")
         )
         pipeline_service.seed_default_stages(session=s)
-        return Records(customer.id, doomed.id, product.id)
+        ticket = desk_service.create(
+            session=s,
+            data=TicketCreate(
+                customer_id=customer.id,
+                type="complaint",
+                subject="Kept",
+                description="Kept",
+                assignee_id=owner.id,
+            ),
+            scope=EVERYTHING,
+            actor_id=owner.id,
+            hours=sla.hours_of(Settings()),
+        )
+        return Records(customer.id, doomed.id, product.id, ticket.id)
 
 
 def _fill(value: Any, records: Records) -> Any:
@@ -334,7 +374,8 @@ def test_a_role_may_do_exactly_what_its_permissions_allow(
     assert observed == expected
 
 
-_READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ}
+_READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ, TICKETS_READ}
+_WORK_TICKETS = {TICKETS_WRITE, TICKETS_ASSIGN}
 _SELLING = {OPPORTUNITIES_READ, OPPORTUNITIES_WRITE, INTERACTIONS_READ, INTERACTIONS_WRITE}
 _SELLING |= {TASKS_READ, TASKS_WRITE}
 DOCUMENTED_ROLES: dict[Role, set[str]] = {
@@ -343,13 +384,15 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
     | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ}
     | _SELLING
+    | _WORK_TICKETS
     | {PIPELINE_ADMIN},
     Role.SALES: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE}
     | _SELLING,
     Role.SUPPORT: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE}
-    | {INTERACTIONS_READ, INTERACTIONS_WRITE, TASKS_READ, TASKS_WRITE, OPPORTUNITIES_READ},
+    | {INTERACTIONS_READ, INTERACTIONS_WRITE, TASKS_READ, TASKS_WRITE, OPPORTUNITIES_READ}
+    | _WORK_TICKETS,
     Role.MARKETING: _READS
     | {API_KEYS_MANAGE, ANALYTICS_READ, INTERACTIONS_READ}
     | {OPPORTUNITIES_READ},

@@ -48,24 +48,37 @@ def test_the_timeline_merges_every_domain_newest_first(
     client.post(
         "/api/v1/tasks", json={"title": "Invoice", "customer_id": customer}, headers=rep.headers
     )
+    ticket = client.post(
+        "/api/v1/tickets",
+        json={
+            "customer_id": customer,
+            "type": "complaint",
+            "subject": "Late delivery",
+            "description": "Two weeks late.",
+        },
+        headers=api("support").headers,
+    )
+    assert ticket.status_code == 201, ticket.text
 
     result = _timeline(rep, customer)
 
     titles = [(e["kind"], e["title"]) for e in result["items"]]
     assert titles == [
+        ("ticket", "Ticket opened: Late delivery"),
         ("task", "Task: Invoice"),
         ("interaction", "Call: Kick-off"),
-        ("order", titles[2][1]),
+        ("order", titles[3][1]),
         ("opportunity", "Opportunity won: Fleet"),
         ("opportunity", "Opportunity opened: Fleet"),
         ("change", "Customer created"),
     ]
-    assert titles[2][1].startswith("Order #")
-    assert result["items"][3]["url"] == f"/opportunities/{opp['id']}"
-    assert result["items"][1]["detail"] == "30 min"
+    assert titles[3][1].startswith("Order #")
+    assert result["items"][0]["url"] == f"/service-desk/tickets/{ticket.json()['id']}"
+    assert result["items"][4]["url"] == f"/opportunities/{opp['id']}"
+    assert result["items"][2]["detail"] == "30 min"
     ats = [e["at"] for e in result["items"]]
     assert ats == sorted(ats, reverse=True)
-    assert result["kinds"] == ["order", "opportunity", "interaction", "task", "change"]
+    assert result["kinds"] == ["order", "opportunity", "interaction", "task", "ticket", "change"]
 
 
 def test_the_timeline_filters_by_kind_and_refuses_an_unknown_one(
