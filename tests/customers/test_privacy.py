@@ -169,6 +169,40 @@ def test_an_export_holds_the_profile_orders_with_lines_and_history(
     assert "actor_email" not in doc["history"][0]
 
 
+def test_an_export_holds_tickets_interactions_tasks_and_opportunities(
+    client: TestClient, admin: Headers
+) -> None:
+    cid = _person(client, admin)["id"]
+    made = {
+        "tickets": {"type": "complaint", "subject": "Broken lid", "description": "It leaks."},
+        "interactions": {"kind": "call", "subject": "Asked about the lid"},
+        "tasks": {"title": "Send a new lid"},
+        "opportunities": {"title": "Kitchen refit", "amount": "900.00"},
+    }
+    if client.get("/api/v1/pipeline-stages", headers=admin).json() == []:
+        for name, p in (("Open", 20), ("Won", 100)):
+            kind = "won" if name == "Won" else "open"
+            body = {"name": name, "probability": p, "kind": kind}
+            client.post("/api/v1/pipeline-stages", json=body, headers=admin)
+    for resource, body in made.items():
+        r = client.post(f"/api/v1/{resource}", json={"customer_id": cid, **body}, headers=admin)
+        assert r.status_code == 201, r.text
+    client.post("/api/v1/tickets", json={"customer_id": _person(client, admin)["id"],
+                "type": "feedback", "subject": "Someone else's", "description": "."},
+                headers=admin)  # fmt: skip
+
+    doc = client.get(f"{URL}/{cid}/export", headers=admin).json()
+
+    assert [t["subject"] for t in doc["tickets"]] == ["Broken lid"]
+    assert doc["tickets"][0]["description"] == "It leaks."
+    assert [e["kind"] for e in doc["tickets"][0]["events"]] == ["created"]
+    assert [i["subject"] for i in doc["interactions"]] == ["Asked about the lid"]
+    assert [t["title"] for t in doc["tasks"]] == ["Send a new lid"]
+    assert [(o["title"], o["amount"]) for o in doc["opportunities"]] == [
+        ("Kitchen refit", "900.00")
+    ]
+
+
 def test_each_export_is_recorded_in_the_audit_log_with_who_asked(
     client: TestClient, login: Login, make_user: MakeUser, sessions: sessionmaker[Session]
 ) -> None:

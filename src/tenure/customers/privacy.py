@@ -33,8 +33,11 @@ from tenure.customers.schemas import (
     ExportedEntry,
 )
 from tenure.interactions import service as interactions_service
+from tenure.interactions.schemas import InteractionRead, TaskRead
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
+from tenure.pipeline import service as pipeline_service
+from tenure.pipeline.schemas import OpportunityRead
 from tenure.security.scope import RecordScope
 from tenure.service_desk import service as service_desk
 
@@ -64,11 +67,12 @@ def _find(
 
 def export(*, session: Session, customer_id: int, scope: RecordScope) -> CustomerExport:
     """Everything held about a customer: profile, order figures, orders with their lines,
-    and the audit log's entries about them. The export is recorded in the audit log
-    before it is returned."""
+    tickets, interactions, tasks, opportunities, and the audit log's entries about them.
+    The export is recorded in the audit log before it is returned."""
     customer = _find(session, customer_id, scope)
     orders = orders_service.of_customer(session=session, customer_id=customer.id)
     totals = orders_service.customer_totals(session=session, customer_id=customer.id)
+    interactions, tasks = interactions_service.of_customer(session=session, customer_id=customer.id)
     history = [
         *audit_service.entries_about(
             session=session, entity_type="customer", entity_ids=[customer.id]
@@ -82,6 +86,13 @@ def export(*, session: Session, customer_id: int, scope: RecordScope) -> Custome
         customer=service.view(session=session, customer=customer, reveal=True),
         summary=CustomerSummary.model_validate(totals, from_attributes=True),
         orders=[OrderRead.model_validate(o) for o in orders],
+        tickets=service_desk.of_customer(session=session, customer_id=customer.id),
+        interactions=[InteractionRead.model_validate(i) for i in interactions],
+        tasks=[TaskRead.model_validate(t) for t in tasks],
+        opportunities=[
+            OpportunityRead.model_validate(o)
+            for o in pipeline_service.of_customer(session=session, customer_id=customer.id)
+        ],
         history=[ExportedEntry.model_validate(e) for e in sorted(history, key=lambda e: e.seq)],
     )
     audit_service.exported(session=session, entity_type="customer", entity_id=customer.id)

@@ -12,8 +12,11 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tenure.core.schemas import Id
+from tenure.interactions.schemas import InteractionRead, TaskRead
 from tenure.orders.schemas import OrderRead
+from tenure.pipeline.schemas import OpportunityRead
 from tenure.security.schemas import Email, Strict
+from tenure.service_desk.schemas import TicketDetail
 
 
 class Kind(StrEnum):
@@ -208,6 +211,12 @@ class CustomerExport(BaseModel):
     customer: CustomerRead
     summary: CustomerSummary
     orders: list[OrderRead] = Field(description="Every order, the trash included, oldest first.")
+    tickets: list[TicketDetail] = Field(
+        description="Every service desk ticket with its replies, notes and history."
+    )
+    interactions: list[InteractionRead] = Field(description="Notes, calls, meetings, emails.")
+    tasks: list[TaskRead] = Field(description="Tasks about the customer.")
+    opportunities: list[OpportunityRead] = Field(description="Deals with the customer.")
     history: list[ExportedEntry] = Field(
         description="The audit log's entries about the customer and their orders, oldest "
         "first: what happened and when (who on the staff did it is left out)."

@@ -271,6 +271,16 @@ def interaction_entries(
 ERASED_SUBJECT = "(erased)"
 
 
+def of_customer(*, session: Session, customer_id: int) -> tuple[list[Interaction], list[Task]]:
+    """A customer's interactions and the tasks about them, the trash included, oldest
+    first (a privacy export)."""
+    interactions = session.scalars(
+        select(Interaction).where(Interaction.customer_id == customer_id).order_by(Interaction.id)
+    )
+    tasks = session.scalars(select(Task).where(Task.customer_id == customer_id).order_by(Task.id))
+    return list(interactions), list(tasks)
+
+
 def erase_for_customer(*, session: Session, customer_id: int) -> int:
     """Clear what was written about a customer (a privacy erasure): the subject and body
     of their interactions, the notes of tasks about them. Kinds, times and links stay.

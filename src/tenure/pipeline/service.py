@@ -640,6 +640,13 @@ def names(*, session: Session, opportunity_ids: set[int]) -> dict[int, str]:
     return {i: t for i, t in session.execute(stmt)}
 
 
+def of_customer(*, session: Session, customer_id: int) -> list[Opportunity]:
+    """Every opportunity with a customer, the trash included, oldest first (a privacy
+    export)."""
+    stmt = select(Opportunity).where(Opportunity.customer_id == customer_id)
+    return list(session.scalars(stmt.order_by(Opportunity.id)))
+
+
 def exists_in_scope(*, session: Session, opportunity_id: int, scope: RecordScope) -> bool:
     """Whether an opportunity exists, is not in the trash and its owner is in ``scope``."""
     row = session.execute(

@@ -29,7 +29,6 @@ from tenure.service_desk.models import Ticket
 from tenure.service_desk.schemas import (
     Assignment,
     BulkAssignment,
-    EventRead,
     Figures,
     MessageCreate,
     MessageRead,
@@ -69,31 +68,9 @@ class StatusFilter(StrEnum):
     ACTIVE = "active"  # new, open or pending
 
 
-def read_model(ticket: Ticket) -> TicketRead:
-    """A ticket as the API shows it, with its priority's reasons and breach flags."""
-    found = service.breaches(ticket)
-    return TicketRead.model_validate(
-        {
-            **{k: getattr(ticket, k) for k in TicketRead.model_fields if hasattr(ticket, k)},
-            "priority_reasons": service.reasons(ticket),
-            "first_response_breached": found.first_response,
-            "resolution_breached": found.resolution,
-        }
-    )
-
-
 def _detail(session: Session, ticket: Ticket, response: Response) -> TicketDetail:
     response.headers["ETag"] = etag(ticket.version)
-    return TicketDetail(
-        **read_model(ticket).model_dump(),
-        messages=[
-            MessageRead.model_validate(m)
-            for m in service.messages_of(session=session, ticket=ticket)
-        ],
-        events=[
-            EventRead.model_validate(e) for e in service.events_of(session=session, ticket=ticket)
-        ],
-    )
+    return service.detail(session=session, ticket=ticket)
 
 
 @router.get("/api/v1/tickets", response_model=Page[TicketRead])
@@ -134,7 +111,7 @@ def list_tickets(
         limit=params.limit,
         count_cap=settings.count_cap if params.count else None,
     )
-    return to_page(result, read_model)
+    return to_page(result, service.read_model)
 
 
 @router.post("/api/v1/tickets", response_model=TicketDetail, status_code=status.HTTP_201_CREATED)
@@ -168,7 +145,7 @@ def bulk_assign(
         scope=scope,
         actor_id=actor.user_id,
     )
-    return [read_model(t) for t in tickets]
+    return [service.read_model(t) for t in tickets]
 
 
 @router.get("/api/v1/tickets/{ticket_id}", response_model=TicketDetail)

@@ -52,11 +52,15 @@ from tenure.service_desk.schemas import (
     ACTIVE,
     DONE,
     TRANSITIONS,
+    EventRead,
     MessageCreate,
+    MessageRead,
     PriorityOverride,
     SatisfactionIn,
     SlaPolicyUpdate,
     TicketCreate,
+    TicketDetail,
+    TicketRead,
     TicketStatus,
     TicketUpdate,
 )
@@ -211,6 +215,37 @@ def reasons(ticket: Ticket) -> list[str]:
             f"overridden to {ticket.priority}: {ticket.priority_override_reason or ''}".rstrip()
         )
     return found
+
+
+def read_model(ticket: Ticket) -> TicketRead:
+    """A ticket as the API shows it, with its priority's reasons and breach flags."""
+    found = breaches(ticket)
+    return TicketRead.model_validate(
+        {
+            **{k: getattr(ticket, k) for k in TicketRead.model_fields if hasattr(ticket, k)},
+            "priority_reasons": reasons(ticket),
+            "first_response_breached": found.first_response,
+            "resolution_breached": found.resolution,
+        }
+    )
+
+
+def detail(*, session: Session, ticket: Ticket) -> TicketDetail:
+    """A ticket with its replies, notes and history."""
+    return TicketDetail(
+        **read_model(ticket).model_dump(),
+        messages=[
+            MessageRead.model_validate(m) for m in messages_of(session=session, ticket=ticket)
+        ],
+        events=[EventRead.model_validate(e) for e in events_of(session=session, ticket=ticket)],
+    )
+
+
+def of_customer(*, session: Session, customer_id: int) -> list[TicketDetail]:
+    """Every ticket of a customer with its messages and history, the trash included,
+    oldest first (a privacy export)."""
+    stmt = select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id)
+    return [detail(session=session, ticket=t) for t in session.scalars(stmt)]
 
 
 def messages_of(*, session: Session, ticket: Ticket) -> list[TicketMessage]:
