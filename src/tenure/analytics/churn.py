@@ -28,7 +28,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sqlalchemy.orm import Session
 
 from tenure.analytics import activity as activity_data
-from tenure.analytics.activity import Activity
+from tenure.analytics.activity import Activity, History
 from tenure.analytics.errors import TooLittleHistory
 
 FloatArray = NDArray[np.float64]
@@ -77,23 +77,23 @@ def snapshot(
     *, session: Session, currency: str, cutoff: date, horizon_days: int | None
 ) -> Snapshot:
     """Load the customers as of ``cutoff`` (and their label when ``horizon_days`` is given)."""
-    history = activity_data.load(session=session, currency=currency, as_of=cutoff)
-    recent = activity_data.load(
-        session=session,
-        currency=currency,
-        as_of=cutoff,
-        since=cutoff - timedelta(days=RECENT_DAYS - 1),
-    )
+    end = cutoff + timedelta(days=horizon_days or 0)
+    history = activity_data.load_history(session=session, currency=currency, as_of=end)
+    return snapshot_of(history, cutoff=cutoff, horizon_days=horizon_days)
+
+
+def snapshot_of(history: History, *, cutoff: date, horizon_days: int | None) -> Snapshot:
+    """The customers as of ``cutoff`` cut out of ``history`` (which must reach the end of
+    the horizon when ``horizon_days`` is given)."""
+    past = history.activity(cutoff)
+    recent = history.activity(cutoff, since=cutoff - timedelta(days=RECENT_DAYS - 1))
     label = None
     if horizon_days is not None:
-        future = activity_data.load(
-            session=session,
-            currency=currency,
-            as_of=cutoff + timedelta(days=horizon_days),
-            since=cutoff + timedelta(days=1),
+        future = history.activity(
+            cutoff + timedelta(days=horizon_days), since=cutoff + timedelta(days=1)
         )
-        label = _aligned(history.customer_id, future, future.days) > 0
-    return Snapshot(cutoff, history, _aligned(history.customer_id, recent, recent.days), label)
+        label = _aligned(past.customer_id, future, future.days) > 0
+    return Snapshot(cutoff, past, _aligned(past.customer_id, recent, recent.days), label)
 
 
 def features(s: Snapshot) -> FloatArray:
