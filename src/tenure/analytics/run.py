@@ -461,6 +461,7 @@ def _dates(days: NDArray[np.int64]) -> list[date]:
 
 def save(*, session: Session, computed: Computed, progress: Progress = _ignore) -> int:
     """Store ``computed`` as a new run; returns its id."""
+    began = time.perf_counter()
     a, o = computed.activity, computed.options
     assert o.as_of is not None and o.currency is not None
     now = utcnow()
@@ -539,6 +540,11 @@ def save(*, session: Session, computed: Computed, progress: Progress = _ignore) 
             )
         )
         run.results = {**run.results, "churn": {**run.results["churn"], "model_version": version}}
+    timings = {
+        **run.results.get("timings_seconds", {}),
+        "saving": round(time.perf_counter() - began, 3),
+    }
+    run.results = {**run.results, "timings_seconds": timings}
     session.flush()
     return run.id
 
