@@ -509,16 +509,29 @@ def save(*, session: Session, computed: Computed, progress: Progress = _ignore) 
         },
     }
     names = list(values)
-    statement = insert(_customer_table())
     connection = session.connection()
-    for start in range(0, total, WRITE_CHUNK):
-        stop = min(start + WRITE_CHUNK, total)
-        rows = [
-            dict(zip(names, row, strict=True))
-            for row in zip(*(v[start:stop] for v in values.values()), strict=True)
-        ]
-        connection.execute(statement, rows)
-        progress("saving", stop, total)
+    compiled = insert(_customer_table()).compile(dialect=connection.dialect)
+    if compiled.positional and connection.dialect.name == "sqlite":
+        # Straight to the driver's executemany: the values are already what SQLite stores
+        # (integers, floats, text; dates as the ISO text SQLAlchemy writes for them).
+        for name in ("first_purchase", "last_purchase"):
+            values[name] = [d.isoformat() for d in values[name]]
+        order = [values[name] for name in (compiled.positiontup or [])]
+        for start in range(0, total, WRITE_CHUNK):
+            stop = min(start + WRITE_CHUNK, total)
+            tuples = list(zip(*(v[start:stop] for v in order), strict=True))
+            connection.exec_driver_sql(compiled.string, tuples)
+            progress("saving", stop, total)
+    else:
+        statement = insert(_customer_table())
+        for start in range(0, total, WRITE_CHUNK):
+            stop = min(start + WRITE_CHUNK, total)
+            rows = [
+                dict(zip(names, row, strict=True))
+                for row in zip(*(v[start:stop] for v in values.values()), strict=True)
+            ]
+            connection.execute(statement, rows)
+            progress("saving", stop, total)
     del values
     _save_basket(session, run.id, computed)
     if computed.model is not None:

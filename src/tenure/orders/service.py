@@ -504,6 +504,18 @@ def purchase_activity(
     return [ActivityRow(*(int(v) for v in row)) for row in session.execute(stmt)]
 
 
+def _raw_batches(session: Session, stmt: Any, batch: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``stmt`` as the driver returns them (plain tuples of ints and strings, no
+    result processing), in lists of at most ``batch``: for reading millions of rows."""
+    result = session.connection().execute(stmt)
+    try:
+        cursor = result.cursor
+        while part := cursor.fetchmany(batch):
+            yield list(part)
+    finally:
+        result.close()
+
+
 def purchase_days(
     *, session: Session, currency: str, end: datetime, batch: int = 200_000
 ) -> Iterator[list[tuple[int, int, int, int]]]:
@@ -522,9 +534,7 @@ def purchase_days(
         .group_by(Order.customer_id, day)
         .order_by(Order.customer_id, day)
     )
-    result = session.connection().execution_options(yield_per=batch).execute(stmt)
-    for part in result.partitions():
-        yield [tuple(row) for row in part]
+    yield from _raw_batches(session, stmt, batch)
 
 
 def purchased_baskets(
@@ -545,9 +555,7 @@ def purchased_baskets(
         .where(Order.currency == currency, *_purchased_between(None, end))
         .group_by(Order.id)
     )
-    result = session.connection().execution_options(yield_per=batch).execute(stmt)
-    for part in result.partitions():
-        yield [tuple(row) for row in part]
+    yield from _raw_batches(session, stmt, batch)
 
 
 def main_currency(*, session: Session) -> str | None:
