@@ -9,6 +9,7 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tenure.analytics import basket
@@ -167,3 +168,73 @@ def test_hit_rate_counts_held_out_last_orders_holding_a_recommendation() -> None
     assert got.customers == 200
     assert got.hit_rate == 1.0
     assert got.popular_hit_rate == 0.0
+
+
+def _random_histories(seed: int, customers: int) -> dict[int, list[set[int]]]:
+    rng = np.random.default_rng(seed)
+    histories: dict[int, list[set[int]]] = {}
+    for customer in rng.choice(10_000, customers, replace=False).tolist():
+        histories[customer] = [
+            {int(p) for p in rng.choice(12, int(rng.integers(1, 5)), replace=False, p=_WEIGHTS)}
+            for _ in range(int(rng.integers(1, 5)))
+        ]
+    return histories
+
+
+_WEIGHTS = np.arange(12, 0, -1) / np.arange(12, 0, -1).sum()
+
+
+def test_recommending_for_many_customers_picks_what_one_at_a_time_picks() -> None:
+    histories = _random_histories(5, 300)
+    baskets = [b for bs in histories.values() for b in bs]
+    co = basket.CoOccurrence.count(baskets)
+    recommender = basket.Recommender(
+        basket.mine_rules(baskets, min_support=0.02, min_confidence=0.3), co
+    )
+    assert recommender.rules
+    owned_sets = [set().union(*bs[:-1]) if len(bs) > 1 else bs[0] for bs in histories.values()]
+    owned = np.array([[item in s for item in co.items] for s in owned_sets])
+
+    top, real = recommender.recommend_many(owned, k=4)
+
+    for row, s in enumerate(owned_sets):
+        expected = [item for item, _ in recommender.recommend(s, k=4)]
+        got = [co.items[j] for j, ok in zip(top[row], real[row], strict=True) if ok]
+        assert got == expected
+
+
+def _hit_rate_one_by_one(histories: dict[int, list[set[int]]], k: int) -> tuple[float, float]:
+    """The hit rate by its definition, one customer at a time (every customer evaluated)."""
+    eligible = [c for c, b in histories.items() if len(b) >= 2]
+    training = [b for c, bs in histories.items() for b in (bs[:-1] if len(bs) >= 2 else bs)]
+    co = basket.CoOccurrence.count(training)
+    recommender = basket.Recommender(
+        basket.mine_rules(training, min_support=0.02, min_confidence=0.3), co
+    )
+    popular = [co.items[j] for j in np.argsort(-co.counts, kind="stable").tolist()]
+    hits = popular_hits = 0
+    for customer in eligible:
+        *earlier, last = histories[customer]
+        owned = set().union(*earlier)
+        hits += bool(last & {item for item, _ in recommender.recommend(owned, k=k)})
+        popular_hits += bool(last & set([p for p in popular if p not in owned][:k]))
+    return hits / len(eligible), popular_hits / len(eligible)
+
+
+def test_the_hit_rate_over_a_basket_matrix_is_the_one_customer_at_a_time_count() -> None:
+    histories = _random_histories(6, 400)
+
+    got = basket.hit_rate(histories, k=3, min_support=0.02, min_confidence=0.3)
+
+    assert got.customers == sum(1 for b in histories.values() if len(b) >= 2)
+    assert (got.hit_rate, got.popular_hit_rate) == pytest.approx(_hit_rate_one_by_one(histories, 3))
+
+
+def test_baskets_from_lines_count_an_item_once_per_basket() -> None:
+    table = basket.Baskets.from_lines(np.array([0, 0, 0, 2]), np.array([7, 7, 3, 9]))
+
+    assert table.items == [3, 7, 9]
+    assert len(table) == 3
+    assert table.matrix.toarray().tolist() == [
+        [True, True, False], [False, False, False], [False, False, True]
+    ]  # fmt: skip

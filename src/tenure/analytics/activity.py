@@ -94,30 +94,72 @@ class Activity:
         )
 
 
+@dataclass(frozen=True)
+class History:
+    """Purchases per customer and UTC day up to the end of ``as_of`` (one currency), read
+    once from SQL: every window of it (``activity``) is then cut out with numpy.
+
+    Parallel arrays by customer id and day; customers in the trash are left out."""
+
+    as_of: date
+    currency: str
+    customer_id: IntArray
+    day: IntArray
+    orders: IntArray
+    revenue_units: IntArray
+
+    @property
+    def size(self) -> int:
+        return len(self.customer_id)
+
+    def activity(self, as_of: date | None = None, *, since: date | None = None) -> Activity:
+        """Each customer's purchases on days ``since`` (inclusive) to ``as_of`` (inclusive,
+        at most the history's own)."""
+        as_of = as_of or self.as_of
+        if as_of > self.as_of:
+            raise ValueError(f"the history ends on {self.as_of.isoformat()}")
+        keep = self.day <= day_number(as_of)
+        if since is not None:
+            keep &= self.day >= day_number(since)
+        customer, day = self.customer_id[keep], self.day[keep]
+        orders, revenue = self.orders[keep], self.revenue_units[keep]
+        if len(customer) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return Activity(as_of, self.currency, *(empty.copy() for _ in range(7)))
+        # Rows are by customer and day: each customer's rows are a run starting at its first day.
+        starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+        ends = np.r_[starts[1:], len(customer)] - 1
+        return Activity(
+            as_of,
+            self.currency,
+            customer[starts].copy(),
+            np.add.reduceat(orders, starts),
+            np.diff(np.r_[starts, len(customer)]),
+            day[starts].copy(),
+            day[ends].copy(),
+            np.add.reduceat(revenue, starts),
+            revenue[starts].copy(),
+        )
+
+
+def load_history(*, session: Session, currency: str, as_of: date) -> History:
+    """Every customer's purchases in ``currency`` per day up to ``as_of`` (inclusive),
+    aggregated per customer and day in SQL and streamed into arrays."""
+    parts = [
+        np.array(batch, dtype=np.int64).reshape(-1, 4)
+        for batch in orders_service.purchase_days(
+            session=session, currency=currency, end=end_of(as_of)
+        )
+    ]
+    table = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+    trashed = customers_service.trashed_ids(session=session)
+    if trashed:
+        table = table[~np.isin(table[:, 0], np.fromiter(trashed, dtype=np.int64))]
+    return History(as_of, currency, *(table[:, i].copy() for i in range(4)))
+
+
 def load(*, session: Session, currency: str, as_of: date, since: date | None = None) -> Activity:
     """Each customer's purchases in ``currency`` on days ``since`` (inclusive) to ``as_of``
     (inclusive); customers in the trash are left out."""
-    rows = orders_service.purchase_activity(
-        session=session,
-        currency=currency,
-        end=end_of(as_of),
-        start=end_of(since - timedelta(days=1)) if since is not None else None,
-    )
-    trashed = customers_service.trashed_ids(session=session)
-    table = np.array(
-        [
-            (
-                r.customer_id,
-                r.orders,
-                r.days,
-                r.first_day,
-                r.last_day,
-                r.revenue_units,
-                r.first_day_revenue_units,
-            )
-            for r in rows
-            if r.customer_id not in trashed
-        ],
-        dtype=np.int64,
-    ).reshape(-1, 7)
-    return Activity(as_of, currency, *(table[:, i].copy() for i in range(7)))
+    history = load_history(session=session, currency=currency, as_of=as_of)
+    return history.activity(as_of, since=since)

@@ -77,8 +77,54 @@ def _matrix(baskets: Sequence[Iterable[Item]], items: list[Any]) -> sparse.csr_m
     return sparse.csr_matrix((data, (rows, cols)), shape=(len(baskets), len(items)), dtype=bool)
 
 
+@dataclass(frozen=True)
+class Baskets:
+    """Baskets as a sparse boolean matrix: one row per basket, one column per item
+    (``items``, sorted)."""
+
+    matrix: sparse.csr_matrix
+    items: list[Any]
+
+    @classmethod
+    def of(cls, baskets: Sequence[Iterable[Item]]) -> Baskets:
+        items = _sorted_items({item for basket in baskets for item in basket})
+        return cls(_matrix(baskets, items), items)
+
+    @classmethod
+    def from_lines(
+        cls, basket: NDArray[np.int64], item: NDArray[np.int64], *, size: int | None = None
+    ) -> Baskets:
+        """Baskets from parallel arrays, one entry per line: the basket's row (0 to
+        ``size`` - 1) and the item (an integer); an item twice in a basket counts once."""
+        if len(item) and int(item.min()) >= 0 and int(item.max()) < 4 * len(item) + 1_000:
+            # Small non-negative ids (products): a lookup table instead of a sort.
+            items = np.flatnonzero(np.bincount(item))
+            lookup = np.zeros(int(item.max()) + 1, dtype=np.int64)
+            lookup[items] = np.arange(len(items))
+            column = lookup[item]
+        else:
+            items, column = np.unique(item, return_inverse=True)
+        rows = int(basket.max()) + 1 if size is None and len(basket) else (size or 0)
+        counts = sparse.csr_matrix(
+            (np.ones(len(basket), dtype=np.int32), (basket, column.reshape(-1))),
+            shape=(rows, len(items)),
+        )
+        return cls(counts.astype(bool), items.tolist())
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def rows(self, which: NDArray[np.int64] | NDArray[np.bool_]) -> Baskets:
+        return Baskets(self.matrix[which], self.items)
+
+    def present(self) -> tuple[Baskets, NDArray[np.int64]]:
+        """These baskets with only the items some basket holds, and those items' columns."""
+        held = np.flatnonzero(np.asarray(self.matrix.sum(axis=0)).reshape(-1) > 0)
+        return Baskets(self.matrix[:, held], [self.items[i] for i in held]), held
+
+
 def mine_rules(
-    baskets: Sequence[Iterable[Item]],
+    baskets: Sequence[Iterable[Item]] | Baskets,
     *,
     min_support: float,
     min_confidence: float,
@@ -86,23 +132,25 @@ def mine_rules(
     seed: int = 0,
 ) -> list[Rule]:
     """Association rules from FP-growth's frequent itemsets, strongest lift first."""
-    if not baskets:
+    table = baskets if isinstance(baskets, Baskets) else Baskets.of(baskets)
+    if len(table) == 0:
         raise TooLittleHistory("There are no baskets (purchased orders with lines) to mine.")
-    if len(baskets) > MAX_MINED_BASKETS:
-        chosen = np.random.default_rng(seed).choice(len(baskets), MAX_MINED_BASKETS, replace=False)
-        baskets = [baskets[i] for i in sorted(chosen)]
-    items = _sorted_items({item for basket in baskets for item in basket})
+    if len(table) > MAX_MINED_BASKETS:
+        chosen = np.random.default_rng(seed).choice(len(table), MAX_MINED_BASKETS, replace=False)
+        table = table.rows(np.sort(chosen))
+    table, _held = table.present()
+    items = table.items
     # Columns named by position (mlxtend refuses some integer names on sparse frames);
     # itemsets come back as positions and are mapped to the items below.
     frame = pd.DataFrame.sparse.from_spmatrix(
-        _matrix(baskets, items), columns=[str(i) for i in range(len(items))]
+        table.matrix, columns=[str(i) for i in range(len(items))]
     )
     itemsets = fpgrowth(frame, min_support=min_support, use_colnames=False, max_len=max_len)
     if itemsets.empty:
         return []
     found = association_rules(
         itemsets,
-        num_itemsets=len(baskets),
+        num_itemsets=len(table),
         metric="confidence",
         min_threshold=min_confidence,
         return_metrics=["support", "confidence", "lift", "leverage", "conviction"],
@@ -137,14 +185,15 @@ class CoOccurrence:
         self.index = {item: i for i, item in enumerate(self.items)}
 
     @classmethod
-    def count(cls, baskets: Sequence[Iterable[Item]]) -> CoOccurrence:
-        items = _sorted_items({item for basket in baskets for item in basket})
-        matrix = _matrix(baskets, items).astype(np.int64)
+    def count(cls, baskets: Sequence[Iterable[Item]] | Baskets) -> CoOccurrence:
+        table = baskets if isinstance(baskets, Baskets) else Baskets.of(baskets)
+        table, _held = table.present()
+        matrix = table.matrix.astype(np.int64)
         pairs = (matrix.T @ matrix).tocsr()
         counts = np.asarray(pairs.diagonal(), dtype=np.int64)
         pairs.setdiag(0)
         pairs.eliminate_zeros()
-        return cls(items, len(baskets), counts, pairs)
+        return cls(table.items, len(table), counts, pairs)
 
     def together(self, item: Item, *, limit: int = 10) -> list[Together]:
         """Products most often in the same basket as ``item``; ``ProductNeverSold`` if
@@ -178,6 +227,16 @@ class CoOccurrence:
                 continue
             row = self.pairs.getrow(i)
             score[row.indices] += row.data / (norms[i] * norms[row.indices])
+        return score
+
+    def cosine_many(self, owned: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """``cosine`` for many customers at once: ``owned`` holds one row per customer, one
+        column per product of ``items`` (the same sums, added in another order)."""
+        norms = np.sqrt(np.maximum(self.counts, 1).astype(np.float64))
+        pairs = self.pairs.tocoo()
+        similarity = np.zeros((len(self.items), len(self.items)))
+        similarity[pairs.row, pairs.col] = pairs.data / (norms[pairs.row] * norms[pairs.col])
+        score: NDArray[np.float64] = owned.astype(np.float64) @ similarity
         return score
 
 
@@ -222,6 +281,35 @@ class Recommender:
                 break
         return picked
 
+    def recommend_many(
+        self, owned: NDArray[np.bool_], *, k: int = 10
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """``recommend`` for many customers at once. ``owned``: one row per customer, one
+        column per product of the co-occurrence's ``items``. Returns the columns of each
+        customer's top ``k`` products, best first, and which of them are real picks (a
+        customer with fewer than ``k`` products to recommend has the rest marked False)."""
+        co = self.cooccurrence
+        n, m = owned.shape
+        best_rule = np.zeros((n, m))
+        for antecedents, rules in self._by_antecedent.items():
+            if not all(item in co.index for item in antecedents):
+                continue
+            columns = [co.index[item] for item in antecedents]
+            holds = owned[:, columns].all(axis=1)
+            if not holds.any():
+                continue
+            for rule in rules:
+                for item in rule.consequents:
+                    j = co.index.get(item)
+                    if j is not None:
+                        best_rule[holds, j] = np.maximum(best_rule[holds, j], rule.confidence)
+        score = best_rule + co.cosine_many(owned)
+        popularity = co.counts / max(co.baskets, 1)
+        excluded = owned | (co.counts == 0)[None, :]
+        order = np.lexsort((np.broadcast_to(-popularity, (n, m)), -score, excluded), axis=-1)
+        top = order[:, :k]
+        return top, ~np.take_along_axis(excluded, top, axis=1)
+
 
 @dataclass(frozen=True)
 class HitRate:
@@ -253,34 +341,76 @@ def hit_rate(
     """Hold out each customer's last basket (``histories``: baskets oldest first), learn
     rules and co-occurrence from every other basket, recommend ``k`` products from the
     earlier baskets and count a hit when one of them is in the held-out basket. Customers
-    with two or more baskets are evaluated (a seeded sample of ``max_customers`` at most)."""
-    eligible = sorted((c for c, b in histories.items() if len(b) >= 2), key=str)
-    if not eligible:
+    with two or more baskets are evaluated (a seeded sample of ``max_customers`` at most,
+    drawn from them in the order of their keys as text)."""
+    keys = list(histories)
+    by_text = sorted(range(len(keys)), key=lambda i: str(keys[i]))
+    code = np.empty(len(keys), dtype=np.int64)
+    code[by_text] = np.arange(len(keys))
+    owner = np.repeat(code, [len(histories[c]) for c in keys])
+    table = Baskets.of([basket for c in keys for basket in histories[c]])
+    return hit_rate_of(
+        table,
+        owner,
+        k=k,
+        min_support=min_support,
+        min_confidence=min_confidence,
+        max_customers=max_customers,
+        seed=seed,
+    )
+
+
+def hit_rate_of(
+    baskets: Baskets,
+    owner: NDArray[np.int64],
+    *,
+    k: int,
+    min_support: float,
+    min_confidence: float,
+    max_customers: int = 10_000,
+    seed: int = 0,
+) -> HitRate:
+    """``hit_rate`` over a basket matrix: ``owner`` gives each basket's customer as a code
+    (the sample is drawn in code order), each customer's baskets oldest first."""
+    if len(owner) == 0:
+        raise TooLittleHistory("No customer has two or more orders to hold one out.")
+    row = np.arange(len(owner))
+    by_owner = np.lexsort((row, owner))
+    is_last = np.r_[owner[by_owner][1:] != owner[by_owner][:-1], True]
+    last_row = np.full(int(owner.max()) + 1, -1, dtype=np.int64)
+    last_row[owner[by_owner][is_last]] = by_owner[is_last]
+    counts = np.bincount(owner)
+    eligible = np.flatnonzero(counts >= 2)
+    if len(eligible) == 0:
         raise TooLittleHistory("No customer has two or more orders to hold one out.")
     if len(eligible) > max_customers:
         rng = np.random.default_rng(seed)
-        eligible = [eligible[i] for i in sorted(rng.choice(len(eligible), max_customers, False))]
-    held = set(eligible)
-    training = [
-        basket
-        for customer, baskets in histories.items()
-        for basket in (baskets[:-1] if customer in held else baskets)
-    ]
+        eligible = eligible[np.sort(rng.choice(len(eligible), max_customers, False))]
+    held_rows = last_row[eligible]
+    training_rows = np.ones(len(owner), dtype=bool)
+    training_rows[held_rows] = False
+    training = baskets.rows(training_rows)
     recommender = Recommender(
         mine_rules(training, min_support=min_support, min_confidence=min_confidence, seed=seed),
         CoOccurrence.count(training),
     )
-    popular = [
-        recommender.cooccurrence.items[j]
-        for j in np.argsort(-recommender.cooccurrence.counts, kind="stable").tolist()
-    ]
-    hits = popular_hits = 0
-    for customer in eligible:
-        *earlier, last = histories[customer]
-        owned = set().union(*earlier)
-        top = [item for item, _ in recommender.recommend(owned, k=k)]
-        hits += bool(last.intersection(top))
-        baseline = [item for item in popular if item not in owned][:k]
-        popular_hits += bool(last.intersection(baseline))
+    _present, columns = training.present()
+    # Each evaluated customer's earlier baskets together, and their held-out one.
+    position = np.full(len(counts), -1, dtype=np.int64)
+    position[eligible] = np.arange(len(eligible))
+    earlier = training_rows.copy()
+    earlier &= position[owner] >= 0
+    picks = sparse.csr_matrix(
+        (np.ones(int(earlier.sum()), dtype=np.int32), (position[owner[earlier]], row[earlier])),
+        shape=(len(eligible), len(owner)),
+    )
+    owned = np.asarray((picks @ baskets.matrix.astype(np.int32))[:, columns].todense()) > 0
+    last = np.asarray(baskets.matrix[held_rows][:, columns].todense())
+    top, real = recommender.recommend_many(owned, k=k)
+    hits = (np.take_along_axis(last, top, axis=1) & real).any(axis=1)
+    popular = np.argsort(-recommender.cooccurrence.counts, kind="stable")
+    open_popular = ~owned[:, popular]
+    chosen = open_popular & (np.cumsum(open_popular, axis=1) <= k)
+    popular_hits = (last[:, popular] & chosen).any(axis=1)
     n = len(eligible)
-    return HitRate(k, n, hits / n, popular_hits / n)
+    return HitRate(k, n, int(hits.sum()) / n, int(popular_hits.sum()) / n)

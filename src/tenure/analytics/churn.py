@@ -7,6 +7,11 @@ next ``horizon_days``. Validation is by time: models learn at the cutoff
 The model chosen (lowest Brier score on the test cutoff: it rewards probabilities that
 are both sharp and calibrated) is then refitted at ``as_of - horizon`` and applied to the
 customers as of ``as_of``: ``purchase_probability``, and ``churn_risk`` = 1 minus it.
+
+On large histories models learn on a seeded random sample of at most
+``MAX_TRAINING_CUSTOMERS`` customers and their test metrics are measured on a seeded
+sample of at most ``MAX_EVALUATION_CUSTOMERS`` (200,000 each: the metrics' sampling error
+is then in the third decimal); the chosen model still scores every customer.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from sklearn.tree import DecisionTreeClassifier
 from sqlalchemy.orm import Session
 
 from tenure.analytics import activity as activity_data
-from tenure.analytics.activity import Activity
+from tenure.analytics.activity import Activity, History
 from tenure.analytics.errors import TooLittleHistory
 
 FloatArray = NDArray[np.float64]
 RECENT_DAYS = 90
 MAX_TRAINING_CUSTOMERS = 200_000
+MAX_EVALUATION_CUSTOMERS = 200_000
 MIN_CUSTOMERS = 50
 MIN_PER_CLASS = 10
 CALIBRATION_BINS = 10
@@ -77,23 +83,23 @@ def snapshot(
     *, session: Session, currency: str, cutoff: date, horizon_days: int | None
 ) -> Snapshot:
     """Load the customers as of ``cutoff`` (and their label when ``horizon_days`` is given)."""
-    history = activity_data.load(session=session, currency=currency, as_of=cutoff)
-    recent = activity_data.load(
-        session=session,
-        currency=currency,
-        as_of=cutoff,
-        since=cutoff - timedelta(days=RECENT_DAYS - 1),
-    )
+    end = cutoff + timedelta(days=horizon_days or 0)
+    history = activity_data.load_history(session=session, currency=currency, as_of=end)
+    return snapshot_of(history, cutoff=cutoff, horizon_days=horizon_days)
+
+
+def snapshot_of(history: History, *, cutoff: date, horizon_days: int | None) -> Snapshot:
+    """The customers as of ``cutoff`` cut out of ``history`` (which must reach the end of
+    the horizon when ``horizon_days`` is given)."""
+    past = history.activity(cutoff)
+    recent = history.activity(cutoff, since=cutoff - timedelta(days=RECENT_DAYS - 1))
     label = None
     if horizon_days is not None:
-        future = activity_data.load(
-            session=session,
-            currency=currency,
-            as_of=cutoff + timedelta(days=horizon_days),
-            since=cutoff + timedelta(days=1),
+        future = history.activity(
+            cutoff + timedelta(days=horizon_days), since=cutoff + timedelta(days=1)
         )
-        label = _aligned(history.customer_id, future, future.days) > 0
-    return Snapshot(cutoff, history, _aligned(history.customer_id, recent, recent.days), label)
+        label = _aligned(past.customer_id, future, future.days) > 0
+    return Snapshot(cutoff, past, _aligned(past.customer_id, recent, recent.days), label)
 
 
 def features(s: Snapshot) -> FloatArray:
@@ -193,12 +199,25 @@ def _check(s: Snapshot, role: str) -> NDArray[np.bool_]:
     return s.label
 
 
-def _subsample(n: int, seed: int) -> NDArray[np.int64] | slice:
-    if n <= MAX_TRAINING_CUSTOMERS:
+def _subsample(n: int, seed: int, most: int = MAX_TRAINING_CUSTOMERS) -> NDArray[np.int64] | slice:
+    if n <= most:
         return slice(None)
     rng = np.random.default_rng(seed)
-    chosen: NDArray[np.int64] = np.sort(rng.choice(n, MAX_TRAINING_CUSTOMERS, replace=False))
+    chosen: NDArray[np.int64] = np.sort(rng.choice(n, most, replace=False))
     return chosen
+
+
+def _rows(s: Snapshot, rows: NDArray[np.int64] | slice) -> Snapshot:
+    if isinstance(rows, slice):
+        return s
+    mask = np.zeros(s.activity.size, dtype=bool)
+    mask[rows] = True
+    return Snapshot(
+        s.cutoff,
+        s.activity.select(mask),
+        s.recent_days[mask],
+        None if s.label is None else s.label[mask],
+    )
 
 
 def _fit(model: ClassifierMixin, s: Snapshot, seed: int) -> ClassifierMixin:
@@ -233,15 +252,20 @@ class Evaluation:
 def evaluate(
     train: Snapshot, test: Snapshot, *, baseline: FloatArray | None = None, seed: int = 0
 ) -> Evaluation:
-    """Train each candidate at ``train``'s cutoff, score it at ``test``'s, choose by Brier
-    score and refit the chosen one at ``test``'s cutoff."""
-    test_label = _check(test, "test")
+    """Train each candidate at ``train``'s cutoff, score it at ``test``'s (on a seeded
+    sample of ``MAX_EVALUATION_CUSTOMERS`` when there are more), choose by Brier score and
+    refit the chosen one at ``test``'s cutoff."""
+    _check(test, "test")
+    rows = _subsample(test.activity.size, seed + 1, MAX_EVALUATION_CUSTOMERS)
+    scored = _rows(test, rows)
+    assert scored.label is not None
+    test_label = scored.label
     results: dict[str, dict[str, Any]] = {}
     for name, model in candidates(seed).items():
         fitted = _fit(model, train, seed)
-        results[name] = metrics(test_label, probability(fitted, test))
+        results[name] = metrics(test_label, probability(fitted, scored))
     chosen = min(results, key=lambda name: results[name]["brier"])
     if baseline is not None:
-        results["bgnbd_p_alive"] = metrics(test_label, baseline)
+        results["bgnbd_p_alive"] = metrics(test_label, baseline[rows])
     final = _fit(candidates(seed)[chosen], test, seed)
     return Evaluation(results, chosen, final)

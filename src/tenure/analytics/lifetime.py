@@ -94,6 +94,40 @@ def bgnbd_log_likelihood(
     return result
 
 
+class _Summary:
+    """(x, t_x, T) rows with each column's distinct values found once, so that the terms
+    of ``bgnbd_log_likelihood`` depending on one column are evaluated once per distinct
+    value (few: purchase days, and days in the time unit) and gathered; every term is the
+    same floating-point operation on the same operands, so the sums are identical."""
+
+    def __init__(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> None:
+        self.x = x
+        self.repeat = x > 0
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.ut, self.it = np.unique(t_x, return_inverse=True)
+        self.uT, self.iT = np.unique(T, return_inverse=True)
+        self.safe_ux = np.where(self.ux > 0, self.ux, 1.0)
+
+    def bgnbd_log_likelihood(self, params: BGNBD) -> FloatArray:
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        ix = self.ix
+        r_x = (r + self.ux)[ix]
+        common = special.gammaln(r + self.ux)[ix] - special.gammaln(r) + r * np.log(alpha)
+        beta_ab = special.betaln(a, b)
+        observed_alive = (
+            special.betaln(a, b + self.ux)[ix] - beta_ab - r_x * np.log(alpha + self.uT)[self.iT]
+        )
+        dropped = np.where(
+            self.repeat,
+            special.betaln(a + 1, b + self.safe_ux - 1)[ix]
+            - beta_ab
+            - r_x * np.log(alpha + self.ut)[self.it],
+            -np.inf,
+        )
+        result: FloatArray = common + np.logaddexp(observed_alive, dropped)
+        return result
+
+
 def gamma_gamma_log_likelihood(params: GammaGamma, x: FloatArray, m: FloatArray) -> FloatArray:
     """Each customer's log density of mean spend ``m`` over ``x`` purchases."""
     p, q, g = params.p, params.q, params.gamma
@@ -110,10 +144,30 @@ def gamma_gamma_log_likelihood(params: GammaGamma, x: FloatArray, m: FloatArray)
     return result
 
 
+def unique_rows(
+    *columns: FloatArray,
+) -> tuple[list[FloatArray], NDArray[np.int64], NDArray[np.int64]]:
+    """The distinct rows of parallel columns in lexicographic order (as ``np.unique`` with
+    ``axis=0`` gives them, by one ``lexsort`` instead of a sort of row records), each
+    row's position among them and how many times each occurs."""
+    n = len(columns[0])
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(n, dtype=bool)
+    if n:
+        new[0] = True
+        for column in columns:
+            ordered = column[order]
+            new[1:] |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    counts = np.diff(np.r_[starts, n]).astype(np.int64)
+    return [column[order[starts]] for column in columns], inverse, counts
+
+
 def _weighted_unique(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray]:
-    table = np.column_stack(columns)
-    unique, counts = np.unique(table, axis=0, return_counts=True)
-    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(np.float64)
+    unique, _inverse, counts = unique_rows(*columns)
+    return unique, counts.astype(np.float64)
 
 
 def _sample(n: int, limit: int, seed: int) -> NDArray[np.int64] | slice:
@@ -154,10 +208,11 @@ def fit_bgnbd(x: FloatArray, t_x: FloatArray, T: FloatArray, *, seed: int = 0) -
     chosen = _sample(len(x), MAX_FIT_CUSTOMERS, seed)
     (ux, ut, uT), weight = _weighted_unique(x[chosen], t_x[chosen], T[chosen])
     total = weight.sum()
+    summary = _Summary(ux, ut, uT)
 
     def negative(theta: FloatArray) -> float:
         r, alpha, a, b = np.exp(theta)
-        ll = bgnbd_log_likelihood(BGNBD(r, alpha, a, b), ux, ut, uT)
+        ll = summary.bgnbd_log_likelihood(BGNBD(r, alpha, a, b))
         value = -float((weight * ll).sum()) / total
         return value if np.isfinite(value) else 1e300
 
@@ -180,10 +235,29 @@ def fit_gamma_gamma(x: FloatArray, m: FloatArray, *, seed: int = 0) -> Fit:
     chosen = _sample(len(x), MAX_FIT_CUSTOMERS, seed)
     (ux, um), weight = _weighted_unique(x[chosen], m[chosen])
     total = weight.sum()
+    # The terms of gamma_gamma_log_likelihood that depend on x alone, once per distinct x,
+    # and log(m) and log(x), which no parameter changes (the same operations on the same
+    # operands: the sums are identical).
+    xs, at = np.unique(ux, return_inverse=True)
+    log_m, log_x = np.log(um), np.log(xs)[at]
+
+    def log_likelihood(params: GammaGamma) -> FloatArray:
+        p, q, g = params.p, params.q, params.gamma
+        pxs = p * xs
+        px = pxs[at]
+        result: FloatArray = (
+            (special.gammaln(pxs + q) - special.gammaln(pxs))[at]
+            - special.gammaln(q)
+            + q * np.log(g)
+            + (px - 1) * log_m
+            + px * log_x
+            - (px + q) * np.log(g + um * ux)
+        )
+        return result
 
     def negative(theta: FloatArray) -> float:
         p, q, g = np.exp(theta)
-        value = -float((weight * gamma_gamma_log_likelihood(GammaGamma(p, q, g), ux, um)).sum())
+        value = -float((weight * log_likelihood(GammaGamma(p, q, g))).sum())
         value /= total
         return value if np.isfinite(value) else 1e300
 
@@ -241,9 +315,7 @@ def clv(
     """Discounted expected revenue over ``horizon`` periods: expected spend per purchase
     times the purchases expected in each of ``steps`` equal steps, each discounted at
     ``period_discount`` per period to the end of its step."""
-    table, index = np.unique(np.column_stack([x, t_x, T]), axis=0, return_inverse=True)
-    ux, ut, uT = table[:, 0], table[:, 1], table[:, 2]
-    index = index.reshape(-1)
+    (ux, ut, uT), index, _counts = unique_rows(x, t_x, T)
     per_step = np.zeros(len(ux))
     before = np.zeros(len(ux))
     for k in range(1, steps + 1):

@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, Table, func, insert, select, table
+from sqlalchemy import column as sql_column
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import TableClause
 from threadpoolctl import threadpool_limits
 
 from tenure.analytics import activity as activity_data
 from tenure.analytics import basket, churn, clusters, lifetime, rfm, statistics
-from tenure.analytics.activity import PERIOD_DAYS, Activity, check_as_of, from_day_number
+from tenure.analytics.activity import PERIOD_DAYS, Activity, check_as_of
 from tenure.analytics.errors import TooLittleHistory
 from tenure.analytics.models import (
     AnalyticsCustomer,
@@ -33,14 +35,14 @@ from tenure.analytics.models import (
     AnalyticsRun,
 )
 from tenure.core.errors import InvalidInput, field_error
-from tenure.core.money import from_storage, quantize
+from tenure.core.money import Money, from_storage, minor_units, quantize, to_storage
 from tenure.core.time import utcnow
 from tenure.orders import service as orders_service
 
 Progress = Callable[[str, int, int], None]
 STAGES = ("history", "statistics", "lifetime", "churn", "basket", "clusters")
 MAX_STORED_RULES = 5_000
-WRITE_CHUNK = 20_000
+WRITE_CHUNK = 50_000
 YEAR_DAYS = 365.2425
 
 
@@ -173,7 +175,8 @@ def _compute(
         return time.perf_counter()
 
     began = time.perf_counter()
-    act = activity_data.load(session=session, currency=currency, as_of=as_of)
+    history = activity_data.load_history(session=session, currency=currency, as_of=as_of)
+    act = history.activity()
     if act.size == 0:
         raise TooLittleHistory(
             f"No customer bought in {currency} on or before {as_of.isoformat()}."
@@ -198,7 +201,7 @@ def _compute(
 
     _lifetime(computed)
     began = stage("lifetime", 3, began)
-    _churn(session, computed)
+    _churn(history, computed)
     began = stage("churn", 4, began)
     _basket(session, computed)
     began = stage("basket", 5, began)
@@ -212,12 +215,12 @@ def _compute(
         }
     except TooLittleHistory as exc:
         computed.skipped["clusters"] = exc.detail
-    stage("clusters", 6, began)
-
     computed.results["statistics"] = statistics.describe(act).to_json()
     computed.results["statistics_by_segment"] = {
         k: v.to_json() for k, v in statistics.describe_groups(act, scores.segment).items()
     }
+    stage("clusters", 6, began)
+
     computed.results["segments"] = _segments(computed)
     computed.results["skipped"] = computed.skipped
     computed.results["timings_seconds"] = timings
@@ -287,32 +290,22 @@ def _lifetime(c: Computed) -> None:
     }
 
 
-def _churn(session: Session, c: Computed) -> None:
+def _churn(history: activity_data.History, c: Computed) -> None:
     o = c.options
     assert o.as_of is not None and o.currency is not None
     horizon = timedelta(days=o.churn_horizon_days)
     test_cutoff = o.as_of - horizon
     try:
-        train = churn.snapshot(
-            session=session,
-            currency=o.currency,
-            cutoff=test_cutoff - horizon,
-            horizon_days=o.churn_horizon_days,
+        train = churn.snapshot_of(
+            history, cutoff=test_cutoff - horizon, horizon_days=o.churn_horizon_days
         )
-        test = churn.snapshot(
-            session=session,
-            currency=o.currency,
-            cutoff=test_cutoff,
-            horizon_days=o.churn_horizon_days,
-        )
+        test = churn.snapshot_of(history, cutoff=test_cutoff, horizon_days=o.churn_horizon_days)
         baseline = _p_alive(test.activity, o)
         evaluation = churn.evaluate(train, test, baseline=baseline, seed=o.seed)
     except TooLittleHistory as exc:
         c.skipped["churn"] = exc.detail
         return
-    current = churn.snapshot(
-        session=session, currency=o.currency, cutoff=o.as_of, horizon_days=None
-    )
+    current = churn.snapshot_of(history, cutoff=o.as_of, horizon_days=None)
     probability = churn.probability(evaluation.model, current)
     aligned = np.zeros(c.activity.size)
     aligned[np.searchsorted(c.activity.customer_id, current.activity.customer_id)] = probability
@@ -344,24 +337,40 @@ def _p_alive(a: Activity, o: RunOptions) -> NDArray[np.float64] | None:
 def _basket(session: Session, c: Computed) -> None:
     o = c.options
     assert o.as_of is not None and o.currency is not None
-    lines = orders_service.purchased_lines(
+    orders: list[NDArray[np.int64]] = []
+    products: list[NDArray[np.int64]] = []
+    for batch in orders_service.purchased_baskets(
         session=session, currency=o.currency, end=activity_data.end_of(o.as_of)
+    ):
+        orders.append(np.array([row[:4] for row in batch], dtype=np.int64).reshape(-1, 4))
+        # Every basket's product ids, parsed in one pass of numpy's text reader.
+        products.append(np.fromstring(",".join([row[4] for row in batch]), np.int64, sep=","))
+    table = np.concatenate(orders) if orders else np.zeros((0, 4), dtype=np.int64)
+    product_id = np.concatenate(products) if products else np.zeros(0, dtype=np.int64)
+    del orders, products
+    # Baskets (orders) by customer, day and order id: each customer's oldest first.
+    by_age = np.lexsort((table[:, 0], table[:, 2], table[:, 1]))
+    row_of_order = np.empty(len(table), dtype=np.int64)
+    row_of_order[by_age] = np.arange(len(table))
+    baskets = basket.Baskets.from_lines(
+        np.repeat(row_of_order, table[:, 3]), product_id, size=len(table)
     )
-    orders: dict[int, set[int]] = {}
-    histories: dict[int, list[set[int]]] = {}
-    for order_id, customer_id, product_id, _day in lines:
-        if order_id not in orders:
-            orders[order_id] = set()
-            histories.setdefault(customer_id, []).append(orders[order_id])
-        orders[order_id].add(product_id)
-    baskets = list(orders.values())
+    buyer = table[by_age, 1]
+    del product_id, row_of_order
+    # The hit rate samples customers in the order of their ids as text.
+    customers = np.unique(buyer)
+    by_text = text_order(customers)
+    code = np.empty(len(customers), dtype=np.int64)
+    code[by_text] = np.arange(len(customers))
+    owner = code[np.searchsorted(customers, buyer)]
     try:
         rules = basket.mine_rules(
             baskets, min_support=o.min_support, min_confidence=o.min_confidence, seed=o.seed
         )
         c.cooccurrence = basket.CoOccurrence.count(baskets)
-        hits = basket.hit_rate(
-            histories,
+        hits = basket.hit_rate_of(
+            baskets,
+            owner,
             k=o.top_k,
             min_support=o.min_support,
             min_confidence=o.min_confidence,
@@ -378,6 +387,21 @@ def _basket(session: Session, c: Computed) -> None:
         "rules_stored": min(len(rules), MAX_STORED_RULES),
         "evaluation": hits.to_json(),
     }
+
+
+def text_order(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The positions of non-negative integer ``ids`` in the order of their decimal text
+    ("10" before "9"), without making the text: a number with fewer digits is compared as
+    if padded with zeros on the right, and comes first when that ties."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    powers = 10 ** np.arange(19, dtype=np.int64)
+    digits = np.searchsorted(powers, ids, side="right")
+    digits = np.maximum(digits, 1)
+    most = int(digits.max())
+    padded = ids * powers[most - digits]
+    order: NDArray[np.int64] = np.lexsort((digits, padded))
+    return order
 
 
 def _segments(c: Computed) -> list[dict[str, Any]]:
@@ -402,14 +426,42 @@ def _segments(c: Computed) -> list[dict[str, Any]]:
     return out
 
 
-def _money(values: NDArray[np.float64] | None, i: int, currency: str) -> Decimal | None:
-    if values is None:
-        return None
-    return quantize(Decimal(repr(float(values[i]))), currency)
+def money_units(values: NDArray[np.float64], currency: str) -> list[int]:
+    """Each value as ``quantize(Decimal(repr(value)), currency)`` would store it (integer
+    1/10,000 units), computed in numpy; values within a hair of a half minor unit, where
+    binary and decimal rounding could differ, go through ``Decimal`` itself."""
+    minor = minor_units(currency)
+    scaled = values * 10.0**minor
+    rounded = np.rint(scaled)
+    fraction = np.abs(scaled - np.floor(scaled))
+    unsure = ~np.isfinite(scaled) | (
+        np.abs(fraction - 0.5) <= 1e-6 + 1e-12 * np.abs(np.nan_to_num(scaled))
+    )
+    step = 10 ** (4 - minor)
+    units: list[int] = (np.where(unsure, 0, rounded).astype(np.int64) * step).tolist()
+    for i in np.flatnonzero(unsure).tolist():
+        units[i] = to_storage(quantize(Decimal(repr(float(values[i]))), currency))
+    return units
+
+
+def _customer_table() -> TableClause:
+    """analytics_customer with its money columns bound as the integer units they store."""
+    t = AnalyticsCustomer.__table__
+    assert isinstance(t, Table)
+    return table(
+        t.name,
+        *(sql_column(c.name, BigInteger() if isinstance(c.type, Money) else c.type) for c in t.c),
+    )
+
+
+def _dates(days: NDArray[np.int64]) -> list[date]:
+    dates: list[date] = days.astype("datetime64[D]").astype(object).tolist()
+    return dates
 
 
 def save(*, session: Session, computed: Computed, progress: Progress = _ignore) -> int:
     """Store ``computed`` as a new run; returns its id."""
+    began = time.perf_counter()
     a, o = computed.activity, computed.options
     assert o.as_of is not None and o.currency is not None
     now = utcnow()
@@ -425,38 +477,62 @@ def save(*, session: Session, computed: Computed, progress: Progress = _ignore) 
     )
     session.add(run)
     session.flush()
-    cols = computed.columns
-    floats = {
-        name: (cols[name].tolist() if name in cols else None)
-        for name in ("p_alive", "expected_purchases", "purchase_probability", "churn_risk")
+    cols, scores, total = computed.columns, computed.rfm, a.size
+    nothing: list[None] = [None] * total
+
+    def listed(name: str) -> list[Any]:
+        return cols[name].tolist() if name in cols else nothing
+
+    def money(name: str) -> list[Any]:
+        assert o.currency is not None
+        return money_units(cols[name], o.currency) if name in cols else nothing
+
+    values: dict[str, list[Any]] = {
+        "run_id": [run.id] * total,
+        "customer_id": a.customer_id.tolist(),
+        "orders": a.orders.tolist(),
+        "purchase_days": a.days.tolist(),
+        "first_purchase": _dates(a.first_day),
+        "last_purchase": _dates(a.last_day),
+        "revenue": a.revenue_units.tolist(),
+        "recency_days": a.recency_days.tolist(),
+        "r_score": scores.recency.tolist(),
+        "f_score": scores.frequency.tolist(),
+        "m_score": scores.monetary.tolist(),
+        "segment": scores.segment.tolist(),
+        "cluster": listed("cluster"),
+        "expected_spend": money("expected_spend"),
+        "clv": money("clv"),
+        **{
+            name: listed(name)
+            for name in ("p_alive", "expected_purchases", "purchase_probability", "churn_risk")
+        },
     }
-    cluster = cols["cluster"].tolist() if "cluster" in cols else None
-    total = a.size
-    for start in range(0, total, WRITE_CHUNK):
-        rows = []
-        for i in range(start, min(start + WRITE_CHUNK, total)):
-            rows.append(
-                {
-                    "run_id": run.id,
-                    "customer_id": int(a.customer_id[i]),
-                    "orders": int(a.orders[i]),
-                    "purchase_days": int(a.days[i]),
-                    "first_purchase": from_day_number(int(a.first_day[i])),
-                    "last_purchase": from_day_number(int(a.last_day[i])),
-                    "revenue": from_storage(int(a.revenue_units[i])),
-                    "recency_days": int(a.recency_days[i]),
-                    "r_score": int(computed.rfm.recency[i]),
-                    "f_score": int(computed.rfm.frequency[i]),
-                    "m_score": int(computed.rfm.monetary[i]),
-                    "segment": str(computed.rfm.segment[i]),
-                    "cluster": None if cluster is None else int(cluster[i]),
-                    "expected_spend": _money(cols.get("expected_spend"), i, o.currency),
-                    "clv": _money(cols.get("clv"), i, o.currency),
-                    **{k: (None if v is None else float(v[i])) for k, v in floats.items()},
-                }
-            )
-        session.execute(insert(AnalyticsCustomer), rows)
-        progress("saving", min(start + WRITE_CHUNK, total), total)
+    names = list(values)
+    connection = session.connection()
+    compiled = insert(_customer_table()).compile(dialect=connection.dialect)
+    if compiled.positional and connection.dialect.name == "sqlite":
+        # Straight to the driver's executemany: the values are already what SQLite stores
+        # (integers, floats, text; dates as the ISO text SQLAlchemy writes for them).
+        for name in ("first_purchase", "last_purchase"):
+            values[name] = [d.isoformat() for d in values[name]]
+        order = [values[name] for name in (compiled.positiontup or [])]
+        for start in range(0, total, WRITE_CHUNK):
+            stop = min(start + WRITE_CHUNK, total)
+            tuples = list(zip(*(v[start:stop] for v in order), strict=True))
+            connection.exec_driver_sql(compiled.string, tuples)
+            progress("saving", stop, total)
+    else:
+        statement = insert(_customer_table())
+        for start in range(0, total, WRITE_CHUNK):
+            stop = min(start + WRITE_CHUNK, total)
+            rows = [
+                dict(zip(names, row, strict=True))
+                for row in zip(*(v[start:stop] for v in values.values()), strict=True)
+            ]
+            connection.execute(statement, rows)
+            progress("saving", stop, total)
+    del values
     _save_basket(session, run.id, computed)
     if computed.model is not None:
         kind = computed.model.chosen
@@ -477,6 +553,11 @@ def save(*, session: Session, computed: Computed, progress: Progress = _ignore) 
             )
         )
         run.results = {**run.results, "churn": {**run.results["churn"], "model_version": version}}
+    timings = {
+        **run.results.get("timings_seconds", {}),
+        "saving": round(time.perf_counter() - began, 3),
+    }
+    run.results = {**run.results, "timings_seconds": timings}
     session.flush()
     return run.id
 
@@ -512,4 +593,4 @@ def _save_basket(session: Session, run_id: int, computed: Computed) -> None:
         for i, j, n in zip(pairs.row.tolist(), pairs.col.tolist(), pairs.data.tolist(), strict=True)
     ]
     for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(insert(AnalyticsPair), rows[start : start + WRITE_CHUNK])
+        session.connection().execute(insert(AnalyticsPair), rows[start : start + WRITE_CHUNK])

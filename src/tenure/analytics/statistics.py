@@ -13,6 +13,7 @@ for fewer than two values.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, localcontext
@@ -49,21 +50,34 @@ def _decimal(value: Fraction) -> Decimal:
 
 
 def describe_integers(values: NDArray[np.int64], *, unit: Fraction = Fraction(1)) -> Summary:
-    """Exact summary of integers (counts, days, money units) without Fractions per value."""
+    """Exact summary of integers (counts, days, money units) without Fractions per value:
+    the median from a numpy sort, the sums in numpy where they cannot overflow 64 bits and
+    in Python integers where they could."""
     n = len(values)
     if n == 0:
         return Summary(0, None, None, None, None)
-    ints = [int(v) for v in values.tolist()]
-    ordered = sorted(ints)
+    ordered = np.sort(values)
     middle = n // 2
     median = (
-        Fraction(ordered[middle]) if n % 2 else Fraction(ordered[middle - 1] + ordered[middle], 2)
+        Fraction(int(ordered[middle]))
+        if n % 2
+        else Fraction(int(ordered[middle - 1]) + int(ordered[middle]), 2)
     )
-    total = sum(ints)
+    largest = max(abs(int(ordered[0])), abs(int(ordered[-1])))
+    as_ints: list[int] | None = None
+    if n * largest < 2**62:
+        total = int(values.sum())
+    else:
+        as_ints = values.tolist()
+        total = sum(as_ints)
     mean = Fraction(total, n)
     if n < 2:
         return Summary(n, _decimal(mean * unit), _decimal(median * unit), None, None)
-    squares = sum(v * v for v in ints)
+    if n * largest * largest < 2**62:
+        squares = int(np.dot(values, values))
+    else:
+        as_ints = as_ints if as_ints is not None else values.tolist()
+        squares = sum(map(operator.mul, as_ints, as_ints))
     variance = Fraction(n * squares - total * total, n * (n - 1))
     with localcontext() as ctx:
         ctx.prec = 28

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Integer,
+    String,
     Table,
     bindparam,
     case,
@@ -500,6 +502,60 @@ def purchase_activity(
         .order_by(per_day.c.customer_id)
     )
     return [ActivityRow(*(int(v) for v in row)) for row in session.execute(stmt)]
+
+
+def _raw_batches(session: Session, stmt: Any, batch: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``stmt`` as the driver returns them (plain tuples of ints and strings, no
+    result processing), in lists of at most ``batch``: for reading millions of rows."""
+    result = session.connection().execute(stmt)
+    try:
+        cursor = result.cursor
+        while part := cursor.fetchmany(batch):
+            yield list(part)
+    finally:
+        result.close()
+
+
+def purchase_days(
+    *, session: Session, currency: str, end: datetime, batch: int = 200_000
+) -> Iterator[list[tuple[int, int, int, int]]]:
+    """Per customer and UTC day, in SQL: (customer id, day number, orders, revenue units)
+    over purchased orders in ``currency`` before ``end``, ordered by customer and day;
+    streamed in lists of at most ``batch`` rows."""
+    day = _day_number(session.get_bind().dialect.name)
+    stmt = (
+        select(
+            Order.customer_id,
+            day.label("day"),
+            func.count(),
+            cast(func.sum(type_coerce(Order.total, BigInteger)), BigInteger),
+        )
+        .where(Order.currency == currency, *_purchased_between(None, end))
+        .group_by(Order.customer_id, day)
+        .order_by(Order.customer_id, day)
+    )
+    yield from _raw_batches(session, stmt, batch)
+
+
+def purchased_baskets(
+    *, session: Session, currency: str, end: datetime, batch: int = 100_000
+) -> Iterator[list[tuple[int, int, int, int, str]]]:
+    """Per purchased order in ``currency`` before ``end``, aggregated in SQL: (order id,
+    customer id, day number, lines, the lines' product ids joined by commas), in no
+    particular order; streamed in lists of at most ``batch`` rows."""
+    dialect = session.get_bind().dialect.name
+    day = _day_number(dialect)
+    if dialect == "postgresql":
+        products = func.string_agg(cast(OrderLine.product_id, String), literal(","))
+    else:
+        products = func.group_concat(OrderLine.product_id, literal(","))
+    stmt = (
+        select(Order.id, Order.customer_id, day, func.count(), products)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.currency == currency, *_purchased_between(None, end))
+        .group_by(Order.id)
+    )
+    yield from _raw_batches(session, stmt, batch)
 
 
 def main_currency(*, session: Session) -> str | None:
