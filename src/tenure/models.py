@@ -13,6 +13,7 @@ from tenure.catalog.models import Product
 from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
+from tenure.marketing.models import Campaign, CampaignMember, CampaignResponse, Segment
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.security.models import AccessToken, ApiKey, LoginThrottle, Team, User
@@ -29,6 +30,9 @@ __all__ = [
     "AnalyticsRun",
     "ApiKey",
     "AuditEntry",
+    "Campaign",
+    "CampaignMember",
+    "CampaignResponse",
     "Customer",
     "CustomerSearchTerm",
     "CustomerTag",
@@ -39,6 +43,7 @@ __all__ = [
     "OrderLine",
     "Product",
     "RevenueDay",
+    "Segment",
     "Team",
     "User",
     "metadata",
