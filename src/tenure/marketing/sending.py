@@ -14,6 +14,7 @@ import smtplib
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import make_msgid
 
 from sqlalchemy import select
@@ -87,7 +88,8 @@ def _message(
         campaign_name=campaign.name,
         pixel_url=tracking.url_for(base, sealer, tracking.Link(tracking.OPEN, member.id)),
     )
-    message = EmailMessage()
+    # Long link headers stay on one line, not encoded words a mail program cannot follow.
+    message = EmailMessage(policy=SMTP_POLICY.clone(max_line_length=998))
     message["From"] = settings.smtp_from
     message["To"] = address
     message["Subject"] = rendered.subject
