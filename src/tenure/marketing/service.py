@@ -428,7 +428,7 @@ def launch(
 
 def queue_send(*, session: Session, campaign: Campaign, smtp_configured: bool) -> int:
     """Mark the treatment members not yet sent to (or whose sending failed) as queued;
-    returns how many. Refused unless the campaign is a running email campaign and a mail
+    returns how many are queued. Refused unless the campaign is a running email campaign and a mail
     server is configured."""
     if campaign.channel != "email":
         raise NotSendable(f"Only email campaigns are sent; this one is {campaign.channel}.")
@@ -439,7 +439,7 @@ def queue_send(*, session: Session, campaign: Campaign, smtp_configured: bool) -
         )
     if not smtp_configured:
         raise MailUnavailable("No mail server is configured: set TENURE_SMTP_HOST.")
-    result = session.execute(
+    session.execute(
         update(CampaignMember)
         .where(
             CampaignMember.campaign_id == campaign.id,
@@ -448,7 +448,13 @@ def queue_send(*, session: Session, campaign: Campaign, smtp_configured: bool) -
         )
         .values(send_status="queued", send_error=None)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # Those queued before too: a run that stopped left them for this one.
+    queued = session.scalar(
+        select(func.count()).where(
+            CampaignMember.campaign_id == campaign.id, CampaignMember.send_status == "queued"
+        )
+    )
+    return int(queued or 0)
 
 
 def campaign_members(
