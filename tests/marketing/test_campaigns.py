@@ -3,6 +3,7 @@ through a real SMTP server, tracking links, unsubscribing, responses and results
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from tenure.catalog import service as catalog_service
 from tenure.catalog.schemas import ProductCreate
 from tenure.customers.models import Customer
 from tenure.db import unit_of_work
-from tenure.marketing import service
+from tenure.marketing import sending, service
 from tenure.marketing.models import Campaign, CampaignMember, CampaignResponse
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
@@ -122,8 +123,6 @@ def test_an_interrupted_run_resumes_with_the_members_not_yet_sent(
     with unit_of_work(sessions) as s:
         first = service.get_campaign(session=s, campaign_id=campaign["id"])
         service.queue_send(session=s, campaign=first, smtp_configured=True)
-    from tenure.marketing import sending
-
     stopped = sending.deliver(
         sessions=sessions,
         settings=mail_settings.model_copy(update={"smtp_port": 1}),
@@ -265,9 +264,7 @@ def test_a_click_link_cannot_be_pointed_elsewhere(
     campaign = _launched(client, marketer)
     client.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=marketer)
     path = CLICK.search(smtp.received[0].text).group(1)  # type: ignore[union-attr]
-    payload, mac = path.rsplit("/", 1)[1].split(".")
-    import base64
-
+    _payload, mac = path.rsplit("/", 1)[1].split(".")
     forged = base64.urlsafe_b64encode(b'["click",1,"https://evil.example"]').rstrip(b"=").decode()
 
     r = client.get(f"/email/click/{forged}.{mac}", follow_redirects=False)

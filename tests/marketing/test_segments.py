@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenure.catalog import service as catalog_service
+from tenure.catalog.schemas import ProductCreate
 from tenure.db import unit_of_work
 from tenure.marketing.models import Segment
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
-from tenure.catalog import service as catalog_service
-from tenure.catalog.schemas import ProductCreate
 from tenure.security.scope import EVERYTHING
 from tests.conftest import Headers
 from tests.marketing.conftest import MakeCustomer
