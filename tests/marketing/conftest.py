@@ -73,7 +73,7 @@ class Sink:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -81,7 +81,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def smtp() -> Iterator[Sink]:
-    sink = Sink("127.0.0.1", _free_port())
+    sink = Sink("127.0.0.1", free_port())
     controller = Controller(sink, hostname=sink.host, port=sink.port)
     controller.start()
     yield sink

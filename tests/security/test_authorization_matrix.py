@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
@@ -55,6 +56,8 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
+from tenure.marketing import service as marketing_service
+from tenure.marketing.schemas import CampaignCreate, SegmentCreate
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
@@ -66,6 +69,7 @@ from tenure.security.scope import EVERYTHING
 from tenure.web.session import current_user
 from tests.analytics.conftest import AS_OF, Shop, simulate
 from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
+from tests.marketing.conftest import Sink, free_port
 
 PASSWORD = "matrix-passphrase-long"
 MARKER = "Zyxoutsider"  # in every record out of the callers' scope, nowhere else
@@ -85,6 +89,11 @@ PUBLIC = frozenset({
     "GET /login",
     "POST /login",
     "POST /logout",  # signing out of an expired session still clears the cookie
+    # Links in marketing email: each verifies its signed token (tests/marketing).
+    "GET /email/open/{token}.gif",
+    "GET /email/click/{token}",
+    "GET /email/unsubscribe/{token}",
+    "POST /email/unsubscribe/{token}",
 })  # fmt: skip
 # Every signed-in user, whatever the role: one's own account and the home page.
 SIGNED_IN = frozenset({
@@ -95,9 +104,10 @@ SIGNED_IN = frozenset({
     "POST /preferences/language",
 })  # fmt: skip
 SCOPED_PARAMS = frozenset({"customer_id", "order_id"})
-SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:")
+SCOPED_PERMISSIONS = ("customers:", "orders:", "analytics:", "segments:", "campaigns:")
 ANALYTICS = "/api/v1/analytics/"
 ANALYTICS_PAGES = "/analytics"
+MARKETING = ("/api/v1/segments", "/api/v1/campaigns", "/segments", "/campaigns")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -215,6 +225,8 @@ class Target:
     home_team: int
     n: int
     run: int  # the world's analytics run
+    segment: int = 0  # a segment of every customer (for marketing routes)
+    campaign: int = 0  # an email campaign to that segment, in the state the route needs
     table: str = "customers"  # the analytics export that names customers
     chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
 
@@ -363,12 +375,47 @@ SPECS: dict[str, Spec] = {
     "POST /profile/api-keys/{key_id}/revoke": Spec(callers_key=True),
     "POST /admin/teams/new": Spec(form=lambda t: {"name": f"Team {t.n}"}),
     "POST /admin/teams/{team_id}/rename": Spec(form=lambda t: {"name": f"Renamed team {t.n}"}),
+    # API: segments and campaigns
+    "POST /api/v1/segments": Spec(json=lambda t: {"name": f"Seg {t.n}", "definition": _EVERYONE}),
+    "POST /api/v1/segments/preview": Spec(json=lambda t: {"definition": _EVERYONE}, scoped=True),
+    "PATCH /api/v1/segments/{segment_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/segments/{segment_id}/restore": Spec(trashed=True),
+    "GET /api/v1/segments/{segment_id}/members": Spec(query=lambda t: {"limit": "500"}),
+    "POST /api/v1/campaigns": Spec(json=lambda t: _campaign_body(t.segment, t.n)),
+    "PATCH /api/v1/campaigns/{campaign_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/campaigns/{campaign_id}/restore": Spec(trashed=True),
+    "POST /api/v1/campaigns/{campaign_id}/responses": Spec(
+        json=lambda t: {"customer_id": t.customer, "kind": "delivered"}
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/members": Spec(query=lambda t: {"limit": "500"}),
     # API: analytics; long enough pages to hold every customer of the world
     "GET /api/v1/analytics/rfm": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/churn": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/export/{table}.csv": Spec(customer_list=True),
 }
+
+
+_EVERYONE: dict[str, Any] = {"all": []}
+
+
+def _campaign_body(segment: int, n: int) -> dict[str, Any]:
+    return {
+        "name": f"Campaign {n}",
+        "segment_id": segment,
+        "subject_template": "Hello {{ first_name }}",
+        "body_template": "News for {{ name }}",
+    }
+
+
+def _campaign_state(endpoint: Endpoint, spec: Spec) -> str:
+    """The state of the campaign a route works on: a draft to launch, change or delete,
+    one in the trash to restore, else one launched (with members and responses)."""
+    if spec.trashed:
+        return "trashed"
+    if endpoint.path.endswith("/launch") or endpoint.method in ("PATCH", "DELETE"):
+        return "draft"
+    return "running"
 
 
 def _spec(endpoint: Endpoint) -> Spec:
@@ -523,6 +570,11 @@ class World:
             else (self.product, "", 0)
         )
         user = self.user() if "user_id" in params else self.outsider
+        segment = campaign = 0
+        if endpoint.path.startswith(MARKETING):
+            segment = self.segment(trashed=spec.trashed and "segment_id" in params)
+            if "campaign_id" in params or endpoint.method == "GET":
+                campaign = self.campaign(segment, _campaign_state(endpoint, spec))
         key_owner = caller if spec.callers_key else user
         target = Target(
             caller=caller,
@@ -543,10 +595,33 @@ class World:
             home_team=self.home_team,
             n=next(self.counter),
             run=self.run,
+            segment=segment,
+            campaign=campaign,
         )
         if endpoint.method == "GET":
             self.shared[(case.role, case.variant)] = target
         return target
+
+    def segment(self, *, trashed: bool = False) -> int:
+        """A segment of every customer."""
+        with unit_of_work(self.sessions) as s:
+            data = SegmentCreate(name=f"Everyone {next(self.counter)}", definition=_EVERYONE)
+            segment = marketing_service.create_segment(session=s, data=data, scope=EVERYTHING)
+            if trashed:
+                marketing_service.trash_segment(session=s, segment=segment)
+            return segment.id
+
+    def campaign(self, segment: int, state: str) -> int:
+        """An email campaign to ``segment``: a draft, in the trash, or launched to every
+        customer (those out of the callers' scope too) with a response recorded."""
+        with unit_of_work(self.sessions) as s:
+            data = CampaignCreate.model_validate(_campaign_body(segment, next(self.counter)))
+            campaign = marketing_service.create_campaign(session=s, data=data)
+            if state == "trashed":
+                marketing_service.trash_campaign(session=s, campaign=campaign)
+            if state == "running":
+                marketing_service.launch(session=s, campaign=campaign, scope=EVERYTHING)
+            return campaign.id
 
     def analytics_run(self) -> None:
         """A stored run over simulated shoppers (unowned: out of every restricted scope)
@@ -702,7 +777,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
             product = catalog_service.create(
                 session=s, data=ProductCreate(sku="BASE-1", name="Base", unit_price="5.00")
             ).id
-        app = create_app(settings, engine=engine)
+        # Campaigns are sent for real, to a local mail server.
+        sink = Sink("127.0.0.1", free_port())
+        mail = Controller(sink, hostname=sink.host, port=sink.port)
+        mail.start()
+        mail_settings = {
+            "smtp_host": sink.host,
+            "smtp_port": sink.port,
+            "smtp_starttls": False,
+            "smtp_rate": 10_000.0,
+        }
+        app = create_app(settings.model_copy(update=mail_settings), engine=engine)
         world = World(
             app=app,
             sessions=sessions,
@@ -721,6 +806,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
         yield world
         for caller in world.callers.values():
             caller.client.close()
+        mail.stop()
 
 
 def send(world: World, case: Case, target: Target) -> httpx.Response:
