@@ -38,6 +38,7 @@ from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
 from tenure.deps import get_principal
 from tenure.marketing.api import campaigns_router, segments_router
 from tenure.marketing.links import router as marketing_links_router
+from tenure.marketing.web import router as marketing_web_router
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         security_web_router,
         operations_web_router,
         analytics_web_router,
+        marketing_web_router,
         marketing_links_router,
     ):
         app.include_router(router)

@@ -31,7 +31,7 @@ import itertools
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -388,6 +388,18 @@ SPECS: dict[str, Spec] = {
         json=lambda t: {"customer_id": t.customer, "kind": "delivered"}
     ),
     "GET /api/v1/campaigns/{campaign_id}/members": Spec(query=lambda t: {"limit": "500"}),
+    # pages: segments and campaigns
+    "POST /segments/new": Spec(
+        form=lambda t: {"name": f"Seg {t.n}", "field": "kind", "op": "eq", "value": "person"}
+    ),
+    "POST /segments/preview": Spec(
+        form=lambda t: {"field": "kind", "op": "eq", "value": "person"}, scoped=True
+    ),
+    "POST /campaigns/new": Spec(
+        form=lambda t: {k: str(v) for k, v in _campaign_body(t.segment, t.n).items()}
+    ),
+    "POST /campaigns/preview": Spec(form=lambda t: _campaign_body(t.segment, t.n)),
+    "POST /campaigns/{campaign_id}/status": Spec(form=lambda t: {"status": "cancelled"}),
     # API: analytics; long enough pages to hold every customer of the world
     "GET /api/v1/analytics/rfm": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
@@ -555,7 +567,14 @@ class World:
         if analytics and (case.role, case.variant) in self.analytics:
             return self.analytics[(case.role, case.variant)]
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
-            return self.shared[(case.role, case.variant)]
+            shared = self.shared[(case.role, case.variant)]
+            if endpoint.path.startswith(MARKETING) and not shared.campaign:
+                segment = self.segment()
+                shared = replace(
+                    shared, segment=segment, campaign=self.campaign(segment, "running")
+                )
+                self.shared[(case.role, case.variant)] = shared
+            return shared
         params = set(endpoint.params)
         trashed = spec.trashed and "order_id" not in params and "product_id" not in params
         customer, name, customer_version = self.customer(owner, out=out, trashed=trashed)
