@@ -4,6 +4,8 @@ client whose settings send marketing email through it."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -56,6 +58,15 @@ class Sink:
     port: int
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """The messages once ``count`` have arrived (for a server sending in the background)."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            self.arrived.wait(max(deadline - time.monotonic(), 0))
+            self.arrived.clear()
+        return self.received
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
