@@ -12,6 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from tenure.analytics import charts as analytics_charts
 from tenure.config import Settings
 from tenure.core.errors import NotFound, TenureError
 from tenure.core.pagination import parse_sort
@@ -36,7 +37,7 @@ from tenure.security.permissions import (
 )
 from tenure.web.forms import errors_of, form_dict, parse
 from tenure.web.session import Csrf, PageScope, page_require
-from tenure.web.templating import gettext_for, render
+from tenure.web.templating import gettext_for, render, request_locale
 
 SegmentReader = Annotated[User, page_require(SEGMENTS_READ)]
 SegmentWriter = Annotated[User, page_require(SEGMENTS_WRITE)]
@@ -285,6 +286,11 @@ def _campaign_form(
         "errors": errors,
         "segments": _segment_choices(session),
         "channels": [c.value for c in Channel],
+        "template_variables": ", ".join(
+            "{{ " + name + " }}"
+            for name in ("name", "first_name", "company", "campaign", "unsubscribe_url")
+        ),
+        "link_example": "{{ link('https://…') }}",
     }
     return render(request, "marketing/campaign_form.html", context, status_code=status_code)
 
@@ -511,5 +517,6 @@ def campaign_chart(
     _ = gettext_for(request)
     campaign = service.get_campaign(session=session, campaign_id=campaign_id)
     figures = service.results(session=session, campaign=campaign)
-    svg = charts.results_chart(figures, labels=charts.labels(_))
+    words = _ if analytics_charts.can_write(request_locale(request)) else (lambda text: text)
+    svg = charts.results_chart(figures, labels=charts.labels(words))
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
