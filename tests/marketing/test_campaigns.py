@@ -494,3 +494,43 @@ def test_timeline_lists_a_customers_responses_newest_first(
 
     assert [e.title for e in entries] == ["Spring sale: opened", "Spring sale: sent"]
     assert all(e.kind == "campaign" for e in entries)
+
+
+def test_a_retried_create_with_the_same_idempotency_key_makes_one_campaign(
+    client: TestClient, marketer: Headers, sessions: sessionmaker[Session]
+) -> None:
+    segment_id = _segment(client, marketer)
+    body = {"name": "Once", "segment_id": segment_id, "subject_template": "S", "body_template": "B"}
+    headers = {**marketer, "Idempotency-Key": "create-once-1"}
+
+    first = client.post("/api/v1/campaigns", json=body, headers=headers)
+    again = client.post("/api/v1/campaigns", json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert _count(sessions, Campaign) == 1
+
+
+def test_a_scheduled_campaign_whose_start_has_come_is_sent(
+    client: TestClient,
+    marketer: Headers,
+    make_customer: MakeCustomer,
+    smtp: Sink,
+    sessions: sessionmaker[Session],
+) -> None:
+    make_customer("Ada Lovelace", email="ada@example.com", lifecycle_stage="customer")
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    campaign = _launched(client, marketer, starts_at=later)
+    with unit_of_work(sessions) as s:
+        stored = s.get(Campaign, campaign["id"])
+        assert stored is not None
+        stored.starts_at = datetime.now(UTC) - timedelta(minutes=1)
+
+    r = client.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=marketer)
+
+    assert r.status_code == 202 and r.json()["queued"] == 1
+    assert (
+        client.get(f"/api/v1/campaigns/{campaign['id']}", headers=marketer).json()["status"]
+        == "running"
+    )
+    assert len(smtp.received) == 1

@@ -432,6 +432,14 @@ def queue_send(*, session: Session, campaign: Campaign, smtp_configured: bool) -
     server is configured."""
     if campaign.channel != "email":
         raise NotSendable(f"Only email campaigns are sent; this one is {campaign.channel}.")
+    now = utcnow()
+    if (
+        campaign.status == CampaignStatus.SCHEDULED
+        and campaign.starts_at is not None
+        and as_utc(campaign.starts_at) <= now
+    ):
+        campaign.status = CampaignStatus.RUNNING.value  # its start has come
+        campaign.updated_at = now
     if campaign.status != CampaignStatus.RUNNING:
         raise NotSendable(
             f"Only a running campaign is sent; this one is {campaign.status}"
