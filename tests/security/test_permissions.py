@@ -25,6 +25,8 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
 from tenure.deps import get_principal, require
+from tenure.marketing import service as marketing_service
+from tenure.marketing.schemas import CampaignCreate, SegmentCreate
 from tenure.models import metadata
 from tenure.security import passwords
 from tenure.security.models import User
@@ -33,6 +35,9 @@ from tenure.security.permissions import (
     ANALYTICS_READ,
     API_KEYS_MANAGE,
     AUDIT_READ,
+    CAMPAIGNS_READ,
+    CAMPAIGNS_SEND,
+    CAMPAIGNS_WRITE,
     CUSTOMERS_DELETE,
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
@@ -45,6 +50,8 @@ from tenure.security.permissions import (
     PRODUCTS_READ,
     PRODUCTS_WRITE,
     ROLE_PERMISSIONS,
+    SEGMENTS_READ,
+    SEGMENTS_WRITE,
     USERS_READ,
     USERS_WRITE,
     Role,
@@ -211,6 +218,20 @@ PROBES: dict[str, Probe] = {
     AUDIT_READ: Probe("GET", "/api/v1/audit", None, 200, False),
     OPERATIONS_READ: Probe("GET", "/api/v1/operations", None, 200, False),
     ANALYTICS_READ: Probe("GET", "/api/v1/analytics/runs", None, 200, False),
+    SEGMENTS_READ: Probe("GET", "/api/v1/segments", None, 200, False),
+    SEGMENTS_WRITE: Probe(
+        "POST", "/api/v1/segments", {"name": "New", "definition": {"all": []}}, 201, True
+    ),
+    CAMPAIGNS_READ: Probe("GET", "/api/v1/campaigns", None, 200, False),
+    CAMPAIGNS_WRITE: Probe(
+        "POST",
+        "/api/v1/campaigns",
+        {"name": "New", "segment_id": "{segment}", "subject_template": "S", "body_template": "B"},
+        201,
+        True,
+    ),
+    # Past the permission, a draft is refused (409 not-sendable) and nothing changes.
+    CAMPAIGNS_SEND: Probe("POST", "/api/v1/campaigns/{campaign}/send", None, 409, False),
     # Last: it erases the customer the trash probe may have trashed.
     CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
@@ -225,6 +246,8 @@ class Records:
     customer: int
     doomed: int
     product: int
+    segment: int = 0
+    campaign: int = 0
 
 
 @pytest.fixture
@@ -240,7 +263,16 @@ def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> 
         product = catalog_service.create(
             session=s, data=ProductCreate(sku="OLD-1", name="Old", unit_price="2.50")
         )
-        return Records(customer.id, doomed.id, product.id)
+        segment = marketing_service.create_segment(
+            session=s, data=SegmentCreate(name="Everyone", definition={"all": []}), scope=EVERYTHING
+        )
+        campaign = marketing_service.create_campaign(
+            session=s,
+            data=CampaignCreate(
+                name="Draft", segment_id=segment.id, subject_template="S", body_template="B"
+            ),
+        )
+        return Records(customer.id, doomed.id, product.id, segment.id, campaign.id)
 
 
 def _fill(value: Any, records: Records) -> Any:
@@ -305,16 +337,19 @@ def test_a_role_may_do_exactly_what_its_permissions_allow(
 
 
 _READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ}
+_MARKETING = {SEGMENTS_READ, SEGMENTS_WRITE, CAMPAIGNS_READ, CAMPAIGNS_WRITE, CAMPAIGNS_SEND}
 DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, PRODUCTS_WRITE, ORDERS_WRITE, USERS_READ}
-    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ},
+    | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ}
+    | _MARKETING,
     Role.SALES: _READS
-    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE},
-    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE},
-    Role.MARKETING: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
-    Role.ANALYST: _READS | {API_KEYS_MANAGE, ANALYTICS_READ},
+    | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE}
+    | {CAMPAIGNS_READ},
+    Role.SUPPORT: _READS | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE, CAMPAIGNS_READ},
+    Role.MARKETING: _READS | {API_KEYS_MANAGE, ANALYTICS_READ} | _MARKETING,
+    Role.ANALYST: _READS | {API_KEYS_MANAGE, ANALYTICS_READ, SEGMENTS_READ, CAMPAIGNS_READ},
     Role.AUDITOR: _READS | {USERS_READ, AUDIT_READ},
 }
 
