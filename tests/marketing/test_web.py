@@ -180,3 +180,61 @@ def test_support_sees_campaigns_but_no_segment_pages(
 
     assert client.get("/campaigns").status_code == 200
     assert client.get("/segments").status_code == 403
+
+
+def test_a_segment_is_edited_in_the_builder_and_a_stale_form_is_refused(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session]
+) -> None:
+    csrf = _marketer(client, make_user)
+    client.post(
+        "/segments/new",
+        data={
+            "csrf_token": csrf,
+            "name": "Leads",
+            "field": "lifecycle_stage",
+            "op": "eq",
+            "value": "lead",
+        },
+    )
+    with sessions() as s:
+        segment = s.scalars(select(Segment)).one()
+
+    form = client.get(f"/segments/{segment.id}/edit")
+    edited = client.post(
+        f"/segments/{segment.id}/edit",
+        data={
+            "csrf_token": csrf,
+            "version": "1",
+            "name": "Prospects",
+            "match": "any",
+            "field": ["lifecycle_stage", "tags"],
+            "op": ["in", "contains"],
+            "value": ["prospect, lead", "hot"],
+        },
+        follow_redirects=False,
+    )
+    stale = client.post(
+        f"/segments/{segment.id}/edit",
+        data={
+            "csrf_token": csrf,
+            "version": "1",
+            "name": "Late",
+            "field": "",
+            "op": "eq",
+            "value": "",
+        },
+    )
+
+    assert form.status_code == 200 and 'value="lead"' in form.text
+    assert edited.status_code == 303
+    assert stale.status_code == 409
+    with sessions() as s:
+        stored = s.get(Segment, segment.id)
+        assert stored is not None
+        assert stored.name == "Prospects"
+        assert stored.definition == {
+            "any": [
+                {"field": "lifecycle_stage", "op": "in", "value": ["prospect", "lead"]},
+                {"field": "tags", "op": "contains", "value": "hot"},
+            ]
+        }

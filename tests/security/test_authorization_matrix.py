@@ -392,6 +392,9 @@ SPECS: dict[str, Spec] = {
     "POST /segments/new": Spec(
         form=lambda t: {"name": f"Seg {t.n}", "field": "kind", "op": "eq", "value": "person"}
     ),
+    "POST /segments/{segment_id}/edit": Spec(
+        form=lambda t: {"name": f"Renamed {t.n}", "version": "1", "field": "", "op": "eq"}
+    ),
     "POST /segments/preview": Spec(
         form=lambda t: {"field": "kind", "op": "eq", "value": "person"}, scoped=True
     ),

@@ -19,6 +19,7 @@ from tenure.core.pagination import parse_sort
 from tenure.core.schemas import MAX_ID
 from tenure.deps import SessionDep, SettingsDep
 from tenure.marketing import charts, email, segments, sending, service
+from tenure.marketing.models import Segment
 from tenure.marketing.schemas import (
     TRANSITIONS,
     CampaignCreate,
@@ -26,6 +27,7 @@ from tenure.marketing.schemas import (
     CampaignUpdate,
     Channel,
     SegmentCreate,
+    SegmentUpdate,
 )
 from tenure.security.models import User
 from tenure.security.permissions import (
@@ -136,6 +138,7 @@ def _builder(
     match: str,
     errors: dict[str, str],
     status_code: int = 200,
+    segment: Segment | None = None,
 ) -> Response:
     padded = rows + [{"field": "", "op": "eq", "value": ""}] * max(BUILDER_ROWS - len(rows), 1)
     context = {
@@ -145,6 +148,7 @@ def _builder(
         "errors": errors,
         "fields": [*segments.FIELDS, "custom."],
         "ops": segments.OPS,
+        "segment": segment,
     }
     return render(request, "marketing/segment_form.html", context, status_code=status_code)
 
@@ -245,6 +249,72 @@ def segment_detail(
         "error": error,
     }
     return render(request, "marketing/segment.html", context)
+
+
+@router.get("/segments/{segment_id}/edit")
+def segment_edit(
+    request: Request, segment_id: SegmentId, session: SessionDep, _user: SegmentWriter
+) -> Response:
+    segment = service.get_segment(session=session, segment_id=segment_id)
+    values = {"name": segment.name, "description": segment.description}
+    match = "any" if "any" in segment.definition else "all"
+    rows = _rows_of(segment.definition)
+    return _builder(request, values=values, rows=rows, match=match, errors={}, segment=segment)
+
+
+@router.post("/segments/{segment_id}/edit", dependencies=[Csrf])
+def segment_update(
+    request: Request,
+    segment_id: SegmentId,
+    session: SessionDep,
+    scope: PageScope,
+    _user: SegmentWriter,
+    form: FormDep,
+) -> Response:
+    _ = gettext_for(request)
+    segment = service.get_segment(session=session, segment_id=segment_id)
+    definition, rows = _definition(form)
+    values = form_dict(form, skip=("field", "op", "value", "match"))
+    match = "any" if "any" in definition else "all"
+    if values.get("version") != str(segment.version):
+        errors = {
+            "__all__": _("Someone changed this segment a moment ago. Here it is as it is now.")
+        }
+        values = {"name": segment.name, "description": segment.description}
+        return _builder(
+            request,
+            values=values,
+            rows=_rows_of(segment.definition),
+            match="any" if "any" in segment.definition else "all",
+            errors=errors,
+            segment=segment,
+            status_code=409,
+        )
+    data, errors = parse(
+        SegmentUpdate,
+        {
+            "name": values.get("name"),
+            "description": values.get("description"),
+            "definition": definition,
+        },
+        _,
+    )
+    if data is not None:
+        try:
+            service.update_segment(session=session, segment=segment, data=data, scope=scope)
+        except TenureError as exc:
+            errors = {"definition": exc.detail}
+        else:
+            return RedirectResponse(f"/segments/{segment.id}", status_code=303)
+    return _builder(
+        request,
+        values=values,
+        rows=rows,
+        match=match,
+        errors=errors,
+        segment=segment,
+        status_code=422,
+    )
 
 
 @router.post("/segments/{segment_id}/delete", dependencies=[Csrf])
