@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from tenure.db import become_writer
 from tenure.deps import SessionDep
 from tenure.marketing import service, tracking
 from tenure.web.templating import render
@@ -15,9 +17,17 @@ router = APIRouter(include_in_schema=False)
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+def _writing(session: Session, token: str, kind: str) -> None:
+    """A GET that records: once the link verifies, its transaction becomes a writer's
+    (on SQLite it takes its turn for the write lock, as writers do)."""
+    tracking.verify(session, token, kind)
+    become_writer(session)
+
+
 @router.get("/email/open/{token}.gif")
 def email_opened(token: str, session: SessionDep) -> Response:
     """Record an open; answers a 1x1 transparent GIF."""
+    _writing(session, token, tracking.OPEN)
     service.track_open(session=session, token=token)
     return Response(tracking.PIXEL, media_type="image/gif", headers=_NO_STORE)
 
@@ -25,6 +35,7 @@ def email_opened(token: str, session: SessionDep) -> Response:
 @router.get("/email/click/{token}")
 def email_clicked(token: str, session: SessionDep) -> Response:
     """Record a click and go on to the link's target (signed into the token)."""
+    _writing(session, token, tracking.CLICK)
     url = service.track_click(session=session, token=token)
     return RedirectResponse(url, status_code=302, headers=_NO_STORE)
 
