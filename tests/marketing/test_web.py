@@ -238,3 +238,68 @@ def test_a_segment_is_edited_in_the_builder_and_a_stale_form_is_refused(
                 {"field": "tags", "op": "contains", "value": "hot"},
             ]
         }
+
+
+def test_a_running_campaign_is_edited_but_its_members_stay_fixed(
+    client: TestClient,
+    make_user: MakeUser,
+    make_customer: MakeCustomer,
+    sessions: sessionmaker[Session],
+) -> None:
+    csrf = _marketer(client, make_user)
+    make_customer("Ada Lovelace", lifecycle_stage="customer")
+    client.post(
+        "/segments/new",
+        data={"csrf_token": csrf, "name": "All", "field": "", "op": "eq", "value": ""},
+    )
+    with sessions() as s:
+        segment_id = s.scalar(select(Segment.id))
+    client.post(
+        "/campaigns/new",
+        data={
+            "csrf_token": csrf,
+            "name": "Fair",
+            "segment_id": str(segment_id),
+            "channel": "event",
+            "budget": "10.00",
+        },
+    )
+    with sessions() as s:
+        campaign = s.scalars(select(Campaign)).one()
+    client.post(f"/campaigns/{campaign.id}/launch", data={"csrf_token": csrf})
+
+    form = client.get(f"/campaigns/{campaign.id}/edit")
+    edited = client.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={
+            "csrf_token": csrf,
+            "version": "2",
+            "name": "Autumn fair",
+            "budget": "12.50",
+            "attribution_days": "14",
+        },
+        follow_redirects=False,
+    )
+    stale = client.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={
+            "csrf_token": csrf,
+            "version": "2",
+            "name": "Late",
+            "budget": "1.00",
+            "attribution_days": "1",
+        },
+    )
+
+    assert form.status_code == 200 and 'name="segment_id"' not in form.text
+    assert edited.status_code == 303
+    assert stale.status_code == 409
+    with sessions() as s:
+        stored = s.get(Campaign, campaign.id)
+        assert stored is not None
+        assert (stored.name, str(stored.budget), stored.attribution_days) == (
+            "Autumn fair",
+            "12.5000",
+            14,
+        )
+        assert stored.segment_id == segment_id and stored.status == "running"

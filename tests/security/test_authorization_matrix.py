@@ -401,6 +401,17 @@ SPECS: dict[str, Spec] = {
     "POST /campaigns/new": Spec(
         form=lambda t: {k: str(v) for k, v in _campaign_body(t.segment, t.n).items()}
     ),
+    "POST /campaigns/{campaign_id}/edit": Spec(
+        form=lambda t: {
+            **{k: str(v) for k, v in _campaign_body(t.segment, t.n).items()},
+            "version": "1",
+            "channel": "email",
+            "budget": "5.00",
+            "currency": "EUR",
+            "holdout_percent": "0",
+            "attribution_days": "30",
+        }
+    ),
     "POST /campaigns/preview": Spec(form=lambda t: _campaign_body(t.segment, t.n)),
     "POST /campaigns/{campaign_id}/status": Spec(form=lambda t: {"status": "cancelled"}),
     # API: analytics; long enough pages to hold every customer of the world
@@ -428,7 +439,7 @@ def _campaign_state(endpoint: Endpoint, spec: Spec) -> str:
     one in the trash to restore, else one launched (with members and responses)."""
     if spec.trashed:
         return "trashed"
-    if endpoint.path.endswith("/launch") or endpoint.method in ("PATCH", "DELETE"):
+    if endpoint.path.endswith(("/launch", "/edit")) or endpoint.method in ("PATCH", "DELETE"):
         return "draft"
     return "running"
 

@@ -288,7 +288,7 @@ def create_campaign(*, session: Session, data: CampaignCreate) -> Campaign:
 
 
 # Fields that can change only before a launch: they decide who the members are.
-_DRAFT_ONLY = frozenset({"channel", "segment_id", "holdout_percent", "starts_at", "currency"})
+DRAFT_ONLY = frozenset({"channel", "segment_id", "holdout_percent", "starts_at", "currency"})
 
 
 def update_campaign(*, session: Session, campaign: Campaign, data: CampaignUpdate) -> Campaign:
@@ -312,7 +312,7 @@ def update_campaign(*, session: Session, campaign: Campaign, data: CampaignUpdat
         )
     if current is not CampaignStatus.DRAFT:
         locked = sorted(
-            k for k in _DRAFT_ONLY & changes.keys() if changes[k] != getattr(campaign, k)
+            k for k in DRAFT_ONLY & changes.keys() if changes[k] != getattr(campaign, k)
         )
         if locked:
             raise field_error(locked[0], f"{locked[0]} can be changed only while a draft.")

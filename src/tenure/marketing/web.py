@@ -5,6 +5,7 @@ members and results with a chart."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -15,11 +16,13 @@ from starlette.datastructures import FormData
 from tenure.analytics import charts as analytics_charts
 from tenure.config import Settings
 from tenure.core.errors import NotFound, TenureError
+from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
 from tenure.core.schemas import MAX_ID
+from tenure.core.time import as_utc
 from tenure.deps import SessionDep, SettingsDep
 from tenure.marketing import charts, email, segments, sending, service
-from tenure.marketing.models import Segment
+from tenure.marketing.models import Campaign, Segment
 from tenure.marketing.schemas import (
     TRANSITIONS,
     CampaignCreate,
@@ -350,10 +353,13 @@ def _campaign_form(
     values: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
+    campaign: Campaign | None = None,
 ) -> Response:
     context = {
         "values": values,
         "errors": errors,
+        "campaign": campaign,
+        "draft": campaign is None or campaign.status == CampaignStatus.DRAFT,
         "segments": _segment_choices(session),
         "channels": [c.value for c in Channel],
         "template_variables": ", ".join(
@@ -442,6 +448,68 @@ def campaign_create(
         else:
             return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
     return _campaign_form(request, session, values=values, errors=errors, status_code=422)
+
+
+def _local(value: datetime | None) -> str | None:
+    """A time as a datetime-local input shows it (UTC, to the minute)."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M") if value is not None else None
+
+
+def _values_of(campaign: Campaign) -> dict[str, Any]:
+    values: dict[str, Any] = {k: getattr(campaign, k) for k in _CAMPAIGN_FIELDS}
+    values["budget"] = str(quantize(campaign.budget, campaign.currency))
+    values["starts_at"], values["ends_at"] = _local(campaign.starts_at), _local(campaign.ends_at)
+    return values
+
+
+@router.get("/campaigns/{campaign_id}/edit")
+def campaign_edit(
+    request: Request, campaign_id: CampaignId, session: SessionDep, _user: CampaignWriter
+) -> Response:
+    campaign = service.get_campaign(session=session, campaign_id=campaign_id)
+    values = {**_values_of(campaign), "version": campaign.version}
+    return _campaign_form(request, session, values=values, errors={}, campaign=campaign)
+
+
+@router.post("/campaigns/{campaign_id}/edit", dependencies=[Csrf])
+def campaign_update(
+    request: Request,
+    campaign_id: CampaignId,
+    session: SessionDep,
+    _user: CampaignWriter,
+    form: FormDep,
+) -> Response:
+    _ = gettext_for(request)
+    campaign = service.get_campaign(session=session, campaign_id=campaign_id)
+    values = form_dict(form)
+    if values.get("version") != str(campaign.version):
+        notice = _("Someone changed this campaign a moment ago. Here it is as it is now.")
+        current = {**_values_of(campaign), "version": campaign.version}
+        return _campaign_form(
+            request,
+            session,
+            values=current,
+            errors={"__all__": notice},
+            campaign=campaign,
+            status_code=409,
+        )
+    # A form sends every field; what only a draft may change is left out once launched.
+    editable = [
+        k
+        for k in _CAMPAIGN_FIELDS
+        if campaign.status == CampaignStatus.DRAFT or k not in service.DRAFT_ONLY
+    ]
+    data, errors = parse(CampaignUpdate, {k: values.get(k) for k in editable}, _)
+    if data is not None:
+        try:
+            service.update_campaign(session=session, campaign=campaign, data=data)
+        except TenureError as exc:
+            errors = errors_of(exc, _)
+        else:
+            return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
+    return _campaign_form(
+        request, session, values=values, errors=errors, campaign=campaign, status_code=422
+    )
 
 
 def _campaign_page(
