@@ -103,9 +103,7 @@ class _Build:
     """What compiling needs besides the filter: the order figures and the analytics run."""
 
     run_id: Callable[[], int]
-    currencies: set[str] = field(default_factory=set)
     analytics: bool = False
-    counter: int = 0
 
 
 # --- checking -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tenure.analytics import service as analytics_service
 from tenure.analytics.errors import NoRun
 from tenure.audit import recorder
-from tenure.core.errors import IllegalTransition, InvalidInput, NotFound, field_error
+from tenure.core.errors import IllegalTransition, NotFound, field_error
 from tenure.core.money import quantize
 from tenure.core.pagination import Slice, Sort, SortField, capped_count, keyset_page
 from tenure.core.time import as_utc, utcnow
@@ -42,7 +42,6 @@ from tenure.marketing.schemas import (
 )
 from tenure.orders.models import Order
 from tenure.orders.schemas import PURCHASED
-from tenure.security import fields
 from tenure.security.scope import RecordScope
 
 SEGMENT_SORTS = (
@@ -736,11 +735,3 @@ def timeline_entries(
         )
         for response, name in rows
     ]
-
-
-def sealer_of(session: Session) -> fields.Sealer:
-    return fields.of(session)
-
-
-def validation_error(field: str, msg: str) -> InvalidInput:
-    return field_error(field, msg)
