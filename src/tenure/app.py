@@ -42,6 +42,9 @@ from tenure.deps import get_principal
 from tenure.interactions.api import router as interactions_router
 from tenure.interactions.api import tasks_router
 from tenure.interactions.web import router as interactions_web_router
+from tenure.marketing.api import campaigns_router, segments_router
+from tenure.marketing.links import router as marketing_links_router
+from tenure.marketing.web import router as marketing_web_router
 from tenure.observability.api import router as operations_router
 from tenure.observability.health import router as health_router
 from tenure.observability.metrics import install as install_metrics
@@ -128,6 +131,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         interactions_router,
         tasks_router,
         timeline_router,
+        segments_router,
+        campaigns_router,
     ):
         app.include_router(router)
 
@@ -145,6 +150,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         pipeline_web_router,
         interactions_web_router,
         timeline_web_router,
+        marketing_web_router,
+        marketing_links_router,
     ):
         app.include_router(router)
 

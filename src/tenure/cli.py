@@ -19,6 +19,7 @@ from tenure.audit.cli import cli_context
 from tenure.config import get_settings
 from tenure.core.errors import TenureError
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.marketing.cli import app as campaigns_app
 from tenure.observability import serving
 from tenure.observability.cli import app as logs_app
 from tenure.ops import commands as ops_commands
@@ -42,6 +43,7 @@ ops_commands.register(app)
 app.add_typer(logs_app, name="logs")
 app.add_typer(audit_app, name="audit")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(encryption_keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)

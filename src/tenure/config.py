@@ -97,6 +97,25 @@ class Settings(BaseSettings):
         description="Where a phone number written without a +country code is read as from "
         "(ISO 3166-1 alpha-2).",
     )
+    smtp_host: str | None = Field(
+        default=None, description="Mail server marketing email is sent through; unset: none."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="The mail server's port.")
+    smtp_username: str | None = Field(default=None, description="User to sign in to it as.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="Password to sign in with (never logged)."
+    )
+    smtp_starttls: bool = Field(default=True, description="Encrypt with STARTTLS before sending.")
+    smtp_from: str = Field(
+        default="marketing@example.com", description="Sender address of marketing email."
+    )
+    smtp_rate: float = Field(
+        default=10.0, gt=0, le=10_000, description="Most marketing emails sent per second."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where Tenure is reached from outside: base of links in emails.",
+    )
     pg_bindir: Path | None = Field(
         default=None, description="Directory of pg_dump, pg_restore and psql; found if unset."
     )

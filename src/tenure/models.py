@@ -14,6 +14,7 @@ from tenure.core.idempotency import IdempotencyRecord
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.db import Base
 from tenure.interactions.models import Interaction, Task
+from tenure.marketing.models import Campaign, CampaignMember, CampaignResponse, Segment
 from tenure.observability.models import MetricsSample
 from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.pipeline.models import Opportunity, PipelineStage, StageChange
@@ -32,6 +33,9 @@ __all__ = [
     "AnalyticsRun",
     "ApiKey",
     "AuditEntry",
+    "Campaign",
+    "CampaignMember",
+    "CampaignResponse",
     "Customer",
     "CustomerSearchTerm",
     "CustomerTag",
@@ -45,6 +49,7 @@ __all__ = [
     "PipelineStage",
     "Product",
     "RevenueDay",
+    "Segment",
     "SlaPolicy",
     "StageChange",
     "Task",

@@ -98,6 +98,7 @@ def test_a_new_customer_is_recorded_with_who_where_and_its_values_personal_ones_
         "owner_id": {"old": None, "new": actor.id},
         "source": {"old": None, "new": "fair"},
         "tags": {"old": None, "new": MASK},
+        "marketing_opt_out": {"old": None, "new": False},
     }
 
 

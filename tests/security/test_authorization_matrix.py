@@ -31,7 +31,7 @@ import itertools
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
@@ -58,6 +59,8 @@ from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
 from tenure.interactions import service as interactions_service
 from tenure.interactions.schemas import InteractionCreate, TaskCreate
+from tenure.marketing import service as marketing_service
+from tenure.marketing.schemas import CampaignCreate, SegmentCreate
 from tenure.ops import migrate
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderCreate, OrderLineIn, OrderStatus
@@ -74,6 +77,7 @@ from tenure.service_desk.schemas import TicketCreate, TicketType
 from tenure.web.session import current_user
 from tests.analytics.conftest import AS_OF, Shop, simulate
 from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
+from tests.marketing.conftest import Sink, free_port
 
 PASSWORD = "matrix-passphrase-long"
 MARKER = "Zyxoutsider"  # in every record out of the callers' scope, nowhere else
@@ -96,6 +100,11 @@ PUBLIC = frozenset({
     # A customer's satisfaction survey: the signed link in the path is the permission.
     "GET /survey/{token}",
     "POST /survey/{token}",
+    # Links in marketing email: each verifies its signed token (tests/marketing).
+    "GET /email/open/{token}.gif",
+    "GET /email/click/{token}",
+    "GET /email/unsubscribe/{token}",
+    "POST /email/unsubscribe/{token}",
 })  # fmt: skip
 # Every signed-in user, whatever the role: one's own account and the home page.
 SIGNED_IN = frozenset({
@@ -116,11 +125,14 @@ SCOPED_PERMISSIONS = (
     "opportunities:",
     "interactions:",
     "tasks:",
+    "segments:",
+    "campaigns:",
 )
 # Records of the pipeline in the path: made for the request, never the customer trashed.
 PIPELINE_PARAMS = frozenset({"opportunity_id", "interaction_id", "task_id"})
 ANALYTICS = "/api/v1/analytics/"
 ANALYTICS_PAGES = "/analytics"
+MARKETING = ("/api/v1/segments", "/api/v1/campaigns", "/segments", "/campaigns")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -243,6 +255,8 @@ class Target:
     interaction: int = 0  # with ``customer``
     task: int = 0  # given to ``owner``
     stage: int = 0  # of the pipeline: a fresh one for a request that changes it
+    segment: int = 0  # a segment of every customer (for marketing routes)
+    campaign: int = 0  # an email campaign to that segment, in the state the route needs
     table: str = "customers"  # the analytics export that names customers
     chart: str = "rfm-value"  # an analytics chart (the one that reads per-customer rows)
     ticket: int = 0  # of the customer
@@ -396,6 +410,45 @@ SPECS: dict[str, Spec] = {
     "POST /profile/api-keys/{key_id}/revoke": Spec(callers_key=True),
     "POST /admin/teams/new": Spec(form=lambda t: {"name": f"Team {t.n}"}),
     "POST /admin/teams/{team_id}/rename": Spec(form=lambda t: {"name": f"Renamed team {t.n}"}),
+    # API: segments and campaigns
+    "POST /api/v1/segments": Spec(json=lambda t: {"name": f"Seg {t.n}", "definition": _EVERYONE}),
+    "POST /api/v1/segments/preview": Spec(json=lambda t: {"definition": _EVERYONE}, scoped=True),
+    "PATCH /api/v1/segments/{segment_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/segments/{segment_id}/restore": Spec(trashed=True),
+    "GET /api/v1/segments/{segment_id}/members": Spec(query=lambda t: {"limit": "500"}),
+    "POST /api/v1/campaigns": Spec(json=lambda t: _campaign_body(t.segment, t.n)),
+    "PATCH /api/v1/campaigns/{campaign_id}": Spec(json=lambda t: {"name": f"Renamed {t.n}"}),
+    "POST /api/v1/campaigns/{campaign_id}/restore": Spec(trashed=True),
+    "POST /api/v1/campaigns/{campaign_id}/responses": Spec(
+        json=lambda t: {"customer_id": t.customer, "kind": "delivered"}
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/members": Spec(query=lambda t: {"limit": "500"}),
+    # pages: segments and campaigns
+    "POST /segments/new": Spec(
+        form=lambda t: {"name": f"Seg {t.n}", "field": "kind", "op": "eq", "value": "person"}
+    ),
+    "POST /segments/{segment_id}/edit": Spec(
+        form=lambda t: {"name": f"Renamed {t.n}", "version": "1", "field": "", "op": "eq"}
+    ),
+    "POST /segments/preview": Spec(
+        form=lambda t: {"field": "kind", "op": "eq", "value": "person"}, scoped=True
+    ),
+    "POST /campaigns/new": Spec(
+        form=lambda t: {k: str(v) for k, v in _campaign_body(t.segment, t.n).items()}
+    ),
+    "POST /campaigns/{campaign_id}/edit": Spec(
+        form=lambda t: {
+            **{k: str(v) for k, v in _campaign_body(t.segment, t.n).items()},
+            "version": "1",
+            "channel": "email",
+            "budget": "5.00",
+            "currency": "EUR",
+            "holdout_percent": "0",
+            "attribution_days": "30",
+        }
+    ),
+    "POST /campaigns/preview": Spec(form=lambda t: _campaign_body(t.segment, t.n)),
+    "POST /campaigns/{campaign_id}/status": Spec(form=lambda t: {"status": "cancelled"}),
     # API: analytics; long enough pages to hold every customer of the world
     "GET /api/v1/analytics/rfm": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
     "GET /api/v1/analytics/clv": Spec(query=lambda t: {"limit": "500"}, customer_list=True),
@@ -540,6 +593,28 @@ SPECS: dict[str, Spec] = {
     ),
     "POST /tasks/new": Spec(form=lambda t: {"title": f"Task {t.n}"}),
 }
+
+
+_EVERYONE: dict[str, Any] = {"all": []}
+
+
+def _campaign_body(segment: int, n: int) -> dict[str, Any]:
+    return {
+        "name": f"Campaign {n}",
+        "segment_id": segment,
+        "subject_template": "Hello {{ first_name }}",
+        "body_template": "News for {{ name }}",
+    }
+
+
+def _campaign_state(endpoint: Endpoint, spec: Spec) -> str:
+    """The state of the campaign a route works on: a draft to launch, change or delete,
+    one in the trash to restore, else one launched (with members and responses)."""
+    if spec.trashed:
+        return "trashed"
+    if endpoint.path.endswith(("/launch", "/edit")) or endpoint.method in ("PATCH", "DELETE"):
+        return "draft"
+    return "running"
 
 
 def _spec(endpoint: Endpoint) -> Spec:
@@ -701,7 +776,14 @@ class World:
         if analytics and (case.role, case.variant) in self.analytics:
             return self.analytics[(case.role, case.variant)]
         if endpoint.method == "GET" and (case.role, case.variant) in self.shared:
-            return self.shared[(case.role, case.variant)]
+            shared = self.shared[(case.role, case.variant)]
+            if endpoint.path.startswith(MARKETING) and not shared.campaign:
+                segment = self.segment()
+                shared = replace(
+                    shared, segment=segment, campaign=self.campaign(segment, "running")
+                )
+                self.shared[(case.role, case.variant)] = shared
+            return shared
         params = set(endpoint.params)
         trashed = spec.trashed and not (
             params & {"order_id", "product_id", "ticket_id", *PIPELINE_PARAMS}
@@ -723,6 +805,11 @@ class World:
             else 0
         )
         user = self.user() if "user_id" in params else self.outsider
+        segment = campaign = 0
+        if endpoint.path.startswith(MARKETING):
+            segment = self.segment(trashed=spec.trashed and "segment_id" in params)
+            if "campaign_id" in params or endpoint.method == "GET":
+                campaign = self.campaign(segment, _campaign_state(endpoint, spec))
         key_owner = caller if spec.callers_key else user
         target = Target(
             caller=caller,
@@ -744,6 +831,8 @@ class World:
             n=next(self.counter),
             run=self.run,
             ticket=ticket,
+            segment=segment,
+            campaign=campaign,
         )
         self.pipeline_records(target, endpoint, spec, out=out)
         if endpoint.method == "GET":
@@ -802,6 +891,27 @@ class World:
                 t.stage = stage.id
             else:
                 t.stage = self.stages["Proposal"]
+
+    def segment(self, *, trashed: bool = False) -> int:
+        """A segment of every customer."""
+        with unit_of_work(self.sessions) as s:
+            data = SegmentCreate(name=f"Everyone {next(self.counter)}", definition=_EVERYONE)
+            segment = marketing_service.create_segment(session=s, data=data, scope=EVERYTHING)
+            if trashed:
+                marketing_service.trash_segment(session=s, segment=segment)
+            return segment.id
+
+    def campaign(self, segment: int, state: str) -> int:
+        """An email campaign to ``segment``: a draft, in the trash, or launched to every
+        customer (those out of the callers' scope too) with a response recorded."""
+        with unit_of_work(self.sessions) as s:
+            data = CampaignCreate.model_validate(_campaign_body(segment, next(self.counter)))
+            campaign = marketing_service.create_campaign(session=s, data=data)
+            if state == "trashed":
+                marketing_service.trash_campaign(session=s, campaign=campaign)
+            if state == "running":
+                marketing_service.launch(session=s, campaign=campaign, scope=EVERYTHING)
+            return campaign.id
 
     def analytics_run(self) -> None:
         """A stored run over simulated shoppers (unowned: out of every restricted scope)
@@ -958,7 +1068,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
                 session=s, data=ProductCreate(sku="BASE-1", name="Base", unit_price="5.00")
             ).id
             stages = {st.name: st.id for st in pipeline_service.list_stages(session=s)}
-        app = create_app(settings, engine=engine)
+        # Campaigns are sent for real, to a local mail server.
+        sink = Sink("127.0.0.1", free_port())
+        mail = Controller(sink, hostname=sink.host, port=sink.port)
+        mail.start()
+        mail_settings = {
+            "smtp_host": sink.host,
+            "smtp_port": sink.port,
+            "smtp_starttls": False,
+            "smtp_rate": 10_000.0,
+        }
+        app = create_app(settings.model_copy(update=mail_settings), engine=engine)
         world = World(
             app=app,
             sessions=sessions,
@@ -978,6 +1098,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, keyring_file: Path) -> Itera
         yield world
         for caller in world.callers.values():
             caller.client.close()
+        mail.stop()
 
 
 def send(world: World, case: Case, target: Target) -> httpx.Response:

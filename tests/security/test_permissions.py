@@ -25,6 +25,8 @@ from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
 from tenure.deps import get_principal, require
+from tenure.marketing import service as marketing_service
+from tenure.marketing.schemas import CampaignCreate, SegmentCreate
 from tenure.models import metadata
 from tenure.pipeline import service as pipeline_service
 from tenure.security import passwords
@@ -34,6 +36,9 @@ from tenure.security.permissions import (
     ANALYTICS_READ,
     API_KEYS_MANAGE,
     AUDIT_READ,
+    CAMPAIGNS_READ,
+    CAMPAIGNS_SEND,
+    CAMPAIGNS_WRITE,
     CUSTOMERS_DELETE,
     CUSTOMERS_ERASE,
     CUSTOMERS_EXPORT,
@@ -51,6 +56,8 @@ from tenure.security.permissions import (
     PRODUCTS_READ,
     PRODUCTS_WRITE,
     ROLE_PERMISSIONS,
+    SEGMENTS_READ,
+    SEGMENTS_WRITE,
     SERVICE_ADMIN,
     TASKS_READ,
     TASKS_WRITE,
@@ -266,6 +273,20 @@ PROBES: dict[str, Probe] = {
     SERVICE_ADMIN: Probe(
         "PATCH", "/api/v1/sla-policies/P4", {"resolution_minutes": 7200}, 200, True
     ),
+    SEGMENTS_READ: Probe("GET", "/api/v1/segments", None, 200, False),
+    SEGMENTS_WRITE: Probe(
+        "POST", "/api/v1/segments", {"name": "New", "definition": {"all": []}}, 201, True
+    ),
+    CAMPAIGNS_READ: Probe("GET", "/api/v1/campaigns", None, 200, False),
+    CAMPAIGNS_WRITE: Probe(
+        "POST",
+        "/api/v1/campaigns",
+        {"name": "New", "segment_id": "{segment}", "subject_template": "S", "body_template": "B"},
+        201,
+        True,
+    ),
+    # Past the permission, a draft is refused (409 not-sendable) and nothing changes.
+    CAMPAIGNS_SEND: Probe("POST", "/api/v1/campaigns/{campaign}/send", None, 409, False),
     # Last: it erases the customer the trash probe may have trashed.
     CUSTOMERS_ERASE: Probe("POST", "/api/v1/customers/{doomed}/erase", None, 200, True),
 }
@@ -281,6 +302,8 @@ class Records:
     doomed: int
     product: int
     ticket: int
+    segment: int
+    campaign: int
 
 
 @pytest.fixture
@@ -310,7 +333,16 @@ def records(make_user: Callable[..., User], sessions: sessionmaker[Session]) -> 
             actor_id=owner.id,
             hours=sla.hours_of(Settings()),
         )
-        return Records(customer.id, doomed.id, product.id, ticket.id)
+        segment = marketing_service.create_segment(
+            session=s, data=SegmentCreate(name="Everyone", definition={"all": []}), scope=EVERYTHING
+        )
+        campaign = marketing_service.create_campaign(
+            session=s,
+            data=CampaignCreate(
+                name="Draft", segment_id=segment.id, subject_template="S", body_template="B"
+            ),
+        )
+        return Records(customer.id, doomed.id, product.id, ticket.id, segment.id, campaign.id)
 
 
 def _fill(value: Any, records: Records) -> Any:
@@ -378,6 +410,7 @@ _READS = {CUSTOMERS_READ, PRODUCTS_READ, ORDERS_READ, TICKETS_READ}
 _WORK_TICKETS = {TICKETS_WRITE, TICKETS_ASSIGN}
 _SELLING = {OPPORTUNITIES_READ, OPPORTUNITIES_WRITE, INTERACTIONS_READ, INTERACTIONS_WRITE}
 _SELLING |= {TASKS_READ, TASKS_WRITE}
+_MARKETING = {SEGMENTS_READ, SEGMENTS_WRITE, CAMPAIGNS_READ, CAMPAIGNS_WRITE, CAMPAIGNS_SEND}
 DOCUMENTED_ROLES: dict[Role, set[str]] = {
     Role.ADMIN: set(ALL_PERMISSIONS),
     Role.MANAGER: _READS
@@ -385,20 +418,24 @@ DOCUMENTED_ROLES: dict[Role, set[str]] = {
     | {API_KEYS_MANAGE, CUSTOMERS_EXPORT, CUSTOMERS_REVEAL, ANALYTICS_READ}
     | _SELLING
     | _WORK_TICKETS
+    | _MARKETING
     | {PIPELINE_ADMIN},
     Role.SALES: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_DELETE, CUSTOMERS_REVEAL, ORDERS_WRITE, API_KEYS_MANAGE}
-    | _SELLING,
+    | _SELLING
+    | {CAMPAIGNS_READ},
     Role.SUPPORT: _READS
     | {CUSTOMERS_WRITE, CUSTOMERS_REVEAL, API_KEYS_MANAGE}
     | {INTERACTIONS_READ, INTERACTIONS_WRITE, TASKS_READ, TASKS_WRITE, OPPORTUNITIES_READ}
-    | _WORK_TICKETS,
+    | _WORK_TICKETS
+    | {CAMPAIGNS_READ},
     Role.MARKETING: _READS
     | {API_KEYS_MANAGE, ANALYTICS_READ, INTERACTIONS_READ}
-    | {OPPORTUNITIES_READ},
+    | {OPPORTUNITIES_READ}
+    | _MARKETING,
     Role.ANALYST: _READS
     | {API_KEYS_MANAGE, ANALYTICS_READ, OPPORTUNITIES_READ}
-    | {INTERACTIONS_READ},
+    | {INTERACTIONS_READ, SEGMENTS_READ, CAMPAIGNS_READ},
     Role.AUDITOR: _READS
     | {USERS_READ, AUDIT_READ, OPPORTUNITIES_READ, INTERACTIONS_READ, TASKS_READ},
 }

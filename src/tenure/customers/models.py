@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenure.core.records import Record, Trashable
@@ -50,6 +50,8 @@ class Customer(Record, Trashable, Base):
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
     custom: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    # Set when the customer asks to receive no marketing email (or unsubscribes).
+    marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set by a privacy erasure: the personal data is gone for good, the record stays.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 

@@ -560,7 +560,8 @@ CUSTOMER_COLUMNS = ("id", "kind", "name", "name_sort", "email_cipher", "email_in
                     "phone_cipher", "phone_index", "address_cipher", "birth_date_cipher",
                     "tax_id_cipher", "company_name",
                     "lifecycle_stage", "owner_id", "source", "notes", "custom", "created_at",
-                    "updated_at", "version", "deleted_at", "erased_at")  # fmt: skip
+                    "updated_at", "version", "deleted_at", "erased_at",
+                    "marketing_opt_out")  # fmt: skip
 ORDER_COLUMNS = ("id", "customer_id", "status", "ordered_at", "currency", "total", "notes",
                  "created_at", "updated_at", "version", "deleted_at")  # fmt: skip
 LINE_COLUMNS = ("id", "order_id", "product_id", "quantity", "unit_price", "line_total")
@@ -814,6 +815,7 @@ class World:
             SOURCES[bisect(self.source_weights, rng.random() * self.source_weights[-1])][0],
             rng.choice(NOTES) if rng.random() < 0.05 else None, self._to_db_json(custom),
             created_db, created_db if updated == created else self.db_time(updated), 1, None, None,
+            False,
         ))  # fmt: skip
         out.tags.extend((cid, tag) for tag in tags)
         out.terms.extend(

@@ -26,9 +26,11 @@ from tenure.core.pagination import parse_sort
 from tenure.core.time import as_utc
 from tenure.core.timeline import TimelineEntry
 from tenure.interactions import service as interactions_service
+from tenure.marketing import service as marketing_service
 from tenure.orders import service as orders_service
 from tenure.pipeline import service as pipeline_service
 from tenure.security.permissions import (
+    CAMPAIGNS_READ,
     CUSTOMERS_READ,
     INTERACTIONS_READ,
     OPPORTUNITIES_READ,
@@ -114,6 +116,7 @@ SOURCES: list[Source] = [
     Source("interaction", interactions_service.interaction_entries, INTERACTIONS_READ),
     Source("task", interactions_service.task_entries, TASKS_READ),
     Source("ticket", desk_service.timeline_entries, TICKETS_READ),
+    Source("campaign", marketing_service.timeline_entries, CAMPAIGNS_READ),
     Source("change", change_entries, CUSTOMERS_READ),
 ]
 

@@ -79,6 +79,13 @@ PATTERNS = (
     N_("Ticket opened: %(subject)s"),
     N_("Ticket resolved: %(subject)s"),
     N_("satisfaction %(rating)s/5"),
+    N_("%(campaign)s: sent"),
+    N_("%(campaign)s: delivered"),
+    N_("%(campaign)s: bounced"),
+    N_("%(campaign)s: opened"),
+    N_("%(campaign)s: clicked"),
+    N_("%(campaign)s: unsubscribed"),
+    N_("%(campaign)s: converted"),
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _ORDER = re.compile(r"Order #(?P<id>\d+)")
