@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -18,8 +19,13 @@ from tenure.analytics import lifetime, rfm
 from tenure.analytics import run as analytics_run
 from tenure.analytics.errors import CutoffInFuture, TooLittleHistory
 from tenure.catalog.models import Product
+from tenure.config import Settings
 from tenure.core.errors import InvalidInput
 from tenure.db import unit_of_work
+from tenure.security.scope import EVERYTHING
+from tenure.service_desk import service as desk_service
+from tenure.service_desk import sla
+from tenure.service_desk.schemas import TicketCreate
 from tests.analytics.conftest import AS_OF, Bought, Shop, simulate
 
 Headers = dict[str, str]
@@ -234,11 +240,65 @@ def test_every_table_exports_as_csv(
     assert client.get("/api/v1/analytics/export/nope.csv", headers=analyst).status_code == 404
 
 
-def test_statistics_say_what_is_left_out(client: TestClient, analyst: Headers, run_id: int) -> None:
+def _rate(sessions: sessionmaker[Session], ratings: dict[int, list[int]], at: datetime) -> None:
+    """Resolved tickets with these satisfaction ratings, per customer, rated at ``at``."""
+    with unit_of_work(sessions) as s:
+        for customer_id, given in ratings.items():
+            for rating in given:
+                ticket = desk_service.create(
+                    session=s,
+                    data=TicketCreate(
+                        customer_id=customer_id,
+                        type="feedback",
+                        subject="How was it",
+                        description=".",
+                    ),
+                    scope=EVERYTHING,
+                    actor_id=None,
+                    hours=sla.hours_of(Settings()),
+                )
+                ticket.status, ticket.resolved_at = "resolved", at
+                ticket.satisfaction_rating, ticket.satisfaction_at = rating, at
+
+
+def test_statistics_hold_satisfaction_overall_and_per_segment(
+    client: TestClient, analyst: Headers, bought: Bought, sessions: sessionmaker[Session]
+) -> None:
+    buyers = sorted(c for c in bought.orders if bought.days(c))
+    given = {buyers[0]: [5, 4], buyers[1]: [1], buyers[2]: [3, 5, 2], buyers[3]: [4]}
+    _rate(sessions, given, datetime(2024, 6, 1, tzinfo=UTC))
+    _rate(sessions, {buyers[4]: [1]}, datetime(2024, 7, 15, tzinfo=UTC))  # after the run's date
+    run_id = _run(sessions)
+
     body = client.get("/api/v1/analytics/statistics", headers=analyst).json()
 
-    assert body["overall"]["customers"] == sum(s["customers"] for s in body["by_segment"].values())
-    assert "CSAT" in body["left_out"]
+    everything = [r for rs in given.values() for r in rs]
+    overall = body["satisfaction"]["overall"]
+    assert overall["n"] == len(everything) == 7
+    assert Decimal(overall["mean"]) == round(Decimal(sum(everything)) / 7, 4)
+    assert Decimal(overall["median"]) == Decimal(statistics.median(everything))
+    assert float(overall["std"]) == pytest.approx(statistics.stdev(everything), abs=1e-4)
+    # Per segment: the ratings of the customers the run put in each segment.
+    segment_of = {
+        c["customer_id"]: c["segment"]
+        for c in client.get("/api/v1/analytics/rfm", params={"limit": 500}, headers=analyst).json()[
+            "items"
+        ]
+    }
+    expected: dict[str, list[int]] = {}
+    for customer_id, rs in given.items():
+        expected.setdefault(segment_of[customer_id], []).extend(rs)
+    by_segment = body["satisfaction"]["by_segment"]
+    assert {k: v["n"] for k, v in by_segment.items()} == {k: len(v) for k, v in expected.items()}
+    for name, rs in expected.items():
+        assert Decimal(by_segment[name]["mean"]) == round(Decimal(sum(rs)) / len(rs), 4)
+    # And one customer's own ratings, as they are now.
+    r = client.get(f"/api/v1/analytics/customers/{buyers[2]}", headers=analyst).json()
+    assert (r["satisfaction"]["count"], r["satisfaction"]["mean"]) == (
+        3,
+        pytest.approx(10 / 3, abs=1e-4),
+    )
+    assert run_id
 
 
 def test_a_run_without_purchases_is_too_little_history(sessions: sessionmaker[Session]) -> None:

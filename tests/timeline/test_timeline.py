@@ -78,7 +78,8 @@ def test_the_timeline_merges_every_domain_newest_first(
     assert result["items"][2]["detail"] == "30 min"
     ats = [e["at"] for e in result["items"]]
     assert ats == sorted(ats, reverse=True)
-    assert result["kinds"] == ["order", "opportunity", "interaction", "task", "ticket", "change"]
+    kinds = ["order", "opportunity", "interaction", "task", "ticket", "campaign", "change"]
+    assert result["kinds"] == kinds
 
 
 def test_the_timeline_filters_by_kind_and_refuses_an_unknown_one(

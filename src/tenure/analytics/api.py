@@ -36,6 +36,7 @@ from tenure.core.schemas import Id
 from tenure.deps import ScopeDep, SessionDep, require
 from tenure.security.permissions import ANALYTICS_READ
 from tenure.security.service import Principal
+from tenure.service_desk import service as desk_service
 
 Reader = Annotated[Principal, Depends(require(ANALYTICS_READ))]
 RunId = Annotated[Id | None, Query(description="A run id; the latest run when left out.")]
@@ -77,8 +78,9 @@ def get_run(run_id: Id, session: SessionDep, _actor: Reader) -> RunRead:
 
 @router.get("/statistics", response_model=Statistics)
 def statistics(session: SessionDep, _actor: Reader, run_id: RunId = None) -> Statistics:
-    """Order count, purchase days, revenue, average order value and purchase interval:
-    n, mean, median, variance and standard deviation, overall, per segment and cluster."""
+    """Order count, purchase days, revenue, average order value, purchase interval and
+    satisfaction (CSAT): n, mean, median, variance and standard deviation, overall, per
+    segment and cluster."""
     run = analytics_service.get_run(session=session, run_id=run_id)
     r = run.results
     return Statistics(
@@ -88,6 +90,7 @@ def statistics(session: SessionDep, _actor: Reader, run_id: RunId = None) -> Sta
         by_segment=r.get("statistics_by_segment", {}),
         by_cluster=r.get("statistics_by_cluster", {}),
         currencies=r.get("currencies", {}),
+        satisfaction=r.get("satisfaction", {}),
     )
 
 
@@ -208,7 +211,11 @@ def customer(
     row = analytics_service.customer_result(
         session=session, run=run, customer_id=customer_id, scope=scope
     )
-    return CustomerResult.model_validate(row)
+    result = CustomerResult.model_validate(row)
+    result.satisfaction = desk_service.satisfaction_summary(
+        session=session, customer_ids=[customer_id]
+    )
+    return result
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)

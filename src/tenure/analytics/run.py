@@ -38,6 +38,7 @@ from tenure.core.errors import InvalidInput, field_error
 from tenure.core.money import Money, from_storage, minor_units, quantize, to_storage
 from tenure.core.time import utcnow
 from tenure.orders import service as orders_service
+from tenure.service_desk import service as desk_service
 
 Progress = Callable[[str, int, int], None]
 STAGES = ("history", "statistics", "lifetime", "churn", "basket", "clusters")
@@ -219,6 +220,13 @@ def _compute(
     computed.results["statistics_by_segment"] = {
         k: v.to_json() for k, v in statistics.describe_groups(act, scores.segment).items()
     }
+    rated_by, rating = desk_service.ratings(session=session, until=activity_data.end_of(as_of))
+    groupings: dict[str, NDArray[Any]] = {"segment": scores.segment}
+    if "cluster" in computed.columns:
+        groupings["cluster"] = computed.columns["cluster"]
+    computed.results["satisfaction"] = statistics.satisfaction(
+        act, np.asarray(rated_by, dtype=np.int64), np.asarray(rating, dtype=np.int64), groupings
+    )
     stage("clusters", 6, began)
 
     computed.results["segments"] = _segments(computed)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class RunSummary(BaseModel):
@@ -54,6 +54,10 @@ class CustomerResult(BaseModel):
     clv: Decimal | None
     purchase_probability: float | None
     churn_risk: float | None
+    satisfaction: dict[str, Any] | None = Field(
+        default=None,
+        description="The customer's CSAT ratings now: count, mean, median, standard deviation.",
+    )
 
 
 class CustomerPage(BaseModel):
@@ -70,7 +74,11 @@ class Statistics(BaseModel):
     by_segment: dict[str, Any]
     by_cluster: dict[str, Any]
     currencies: dict[str, Any]
-    left_out: str = "Customer satisfaction (CSAT) needs the service desk, which does not exist yet."
+    satisfaction: dict[str, Any] = Field(
+        default_factory=dict,
+        description="CSAT ratings (1-5) given up to the run's date: n, mean, median, sample "
+        "variance and standard deviation, overall, per segment and per cluster.",
+    )
 
 
 class Segments(BaseModel):

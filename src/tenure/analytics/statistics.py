@@ -188,3 +188,27 @@ def describe_groups(
         name = names[label] if names is not None else str(label)
         groups[name] = describe(activity, labels == label)
     return groups
+
+
+def satisfaction(
+    activity: Activity,
+    customer_ids: NDArray[np.int64],
+    ratings: NDArray[np.int64],
+    groupings: Mapping[str, NDArray[Any]],
+) -> dict[str, Any]:
+    """CSAT (1-5) summaries: overall over every rating, and per group of each grouping
+    (``groupings`` name label arrays parallel to ``activity``'s customers) over the
+    ratings of that group's customers. Customers who rated but never bought are in the
+    overall figures only."""
+    found = np.searchsorted(activity.customer_id, customer_ids)
+    inside = found < activity.size
+    inside[inside] = activity.customer_id[found[inside]] == customer_ids[inside]
+    at, rated = found[inside], ratings[inside]
+    result: dict[str, Any] = {"overall": _plain(describe_integers(ratings)).to_json()}
+    for name, labels in groupings.items():
+        of_rating = labels[at]
+        result[f"by_{name}"] = {
+            str(label): _plain(describe_integers(rated[of_rating == label])).to_json()
+            for label in sorted(set(of_rating.tolist()), key=str)
+        }
+    return result

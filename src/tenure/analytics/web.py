@@ -162,7 +162,7 @@ def _decimal(value: Any) -> Decimal | None:
 def _statistics(run: AnalyticsRun, gettext: Gettext) -> list[dict[str, Any]]:
     """The run's overall statistics as table rows (money figures flagged)."""
     stats = run.results.get("statistics", {})
-    return [
+    rows = [
         {
             "name": name,
             "label": gettext(label),
@@ -173,6 +173,18 @@ def _statistics(run: AnalyticsRun, gettext: Gettext) -> list[dict[str, Any]]:
         for name, label, money in STATISTICS
         if name in stats
     ]
+    csat = run.results.get("satisfaction", {}).get("overall", {})
+    if csat.get("n"):
+        rows.append(
+            {
+                "name": "satisfaction",
+                "label": gettext("Satisfaction (CSAT 1-5), per rating"),
+                "money": False,
+                "n": csat["n"],
+                **{k: _decimal(csat[k]) for k in ("mean", "median", "std")},
+            }
+        )
+    return rows
 
 
 def _segments(run: AnalyticsRun | None) -> list[dict[str, Any]]:

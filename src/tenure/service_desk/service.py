@@ -906,6 +906,22 @@ def satisfaction_summary(
     return _histogram_summary({int(v or 0): int(n) for v, n in session.execute(stmt)})
 
 
+def ratings(*, session: Session, until: datetime) -> tuple[list[int], list[int]]:
+    """Every satisfaction rating given up to ``until``: customer ids and ratings, in
+    parallel, by customer id (for the analytics run)."""
+    stmt = (
+        select(Ticket.customer_id, Ticket.satisfaction_rating)
+        .where(
+            Ticket.satisfaction_rating.is_not(None),
+            Ticket.satisfaction_at <= until,
+            Ticket.deleted_at.is_(None),
+        )
+        .order_by(Ticket.customer_id, Ticket.id)
+    )
+    rows = session.execute(stmt).all()
+    return [int(c) for c, _ in rows], [int(r or 0) for _, r in rows]
+
+
 def _distribution(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"count": 0, "mean": None, "median": None, "p90": None}
