@@ -19,7 +19,7 @@ from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security.models import User
 from tenure.security.permissions import PRODUCTS_READ, PRODUCTS_WRITE
-from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse
 from tenure.web.session import Csrf, page_require
 from tenure.web.templating import gettext_for, is_htmx, render
 
@@ -30,13 +30,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SORTS = ("name", "-name", "sku", "-created_at")
 FIELDS = ("sku", "name", "category", "description", "unit_price", "currency")
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def product_id_param(product_id: int) -> int:

@@ -45,7 +45,7 @@ from tenure.security.permissions import (
 )
 from tenure.security.scope import RecordScope
 from tenure.timeline import web as timeline_web
-from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse
 from tenure.web.i18n import Formatter
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render, request_locale
@@ -84,14 +84,6 @@ Exporter = Annotated[User, page_require(CUSTOMERS_EXPORT)]
 Eraser = Annotated[User, page_require(CUSTOMERS_ERASE)]
 Revealer = Annotated[User, page_require(CUSTOMERS_REVEAL)]
 Values = dict[str, str]
-
-
-async def read_form(request: Request) -> FormData:
-    """The submitted form, read before the (sync) handler runs."""
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(read_form)]
 
 
 def customer_id_param(customer_id: int) -> int:

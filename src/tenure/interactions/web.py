@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.datastructures import FormData
 
 from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
@@ -24,7 +23,7 @@ from tenure.security.permissions import (
     TASKS_READ,
     TASKS_WRITE,
 )
-from tenure.web.forms import errors_of, form_dict, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, parse
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render
 
@@ -35,13 +34,6 @@ TaskWriter = Annotated[User, page_require(TASKS_WRITE)]
 
 router = APIRouter(include_in_schema=False)
 KINDS = [k.value for k in InteractionKind]
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def interaction_id_param(interaction_id: int) -> int:

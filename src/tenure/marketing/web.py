@@ -40,7 +40,7 @@ from tenure.security.permissions import (
     SEGMENTS_READ,
     SEGMENTS_WRITE,
 )
-from tenure.web.forms import errors_of, form_dict, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, parse
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render, request_locale
 
@@ -54,13 +54,6 @@ Gettext = Callable[[str], str]
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 BUILDER_ROWS = 6
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def _id(value: int, what: str) -> int:

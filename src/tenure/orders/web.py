@@ -39,7 +39,7 @@ from tenure.orders.schemas import (
 from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
 from tenure.security.scope import RecordScope
-from tenure.web.forms import FieldErrors, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, form_dict, parse
 from tenure.web.messages import localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -57,13 +57,6 @@ LINE_FIELDS = ("line", "product_id", "quantity", "unit_price")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 # New orders start in one of these, offered in this order.
 START_STATUSES = [s for s in OrderStatus if s in INITIAL]
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def order_id_param(order_id: int) -> int:

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
 
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -38,7 +37,7 @@ from tenure.security.permissions import (
     has_permission,
 )
 from tenure.security.scope import RecordScope
-from tenure.web.forms import FieldErrors, errors_of, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, form_id, parse
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -52,13 +51,6 @@ PAGE_SIZE = 50
 ORDER_ROWS = 3  # product lines offered by the order form
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
-
-
 def opportunity_id_param(opportunity_id: int) -> int:
     if not 1 <= opportunity_id <= MAX_ID:
         raise NotFound(f"There is no opportunity {opportunity_id}.")
@@ -66,11 +58,6 @@ def opportunity_id_param(opportunity_id: int) -> int:
 
 
 OpportunityId = Annotated[int, Depends(opportunity_id_param)]
-
-
-def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and int(text) <= MAX_ID else None
 
 
 def _owners(session: Session) -> dict[int, str]:
@@ -108,7 +95,7 @@ def pipeline_board(
     scope: PageScope,
     owner_id: str | None = None,
 ) -> Response:
-    context = _board_context(session, scope, _int(owner_id))
+    context = _board_context(session, scope, form_id(owner_id))
     return render(request, "pipeline/board.html", context)
 
 
@@ -117,7 +104,7 @@ def pipeline_move(
     request: Request, session: SessionDep, user: Writer, scope: PageScope, form: FormDep
 ) -> Response:
     """A card dropped on a column: move it, then answer with the board as it now is."""
-    opportunity_id, stage_id = _int(form.get("opportunity_id")), _int(form.get("stage_id"))
+    opportunity_id, stage_id = form_id(form.get("opportunity_id")), form_id(form.get("stage_id"))
     if opportunity_id is None or stage_id is None:
         raise InvalidInput("Drop a card on a stage's column.")
     opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
@@ -125,10 +112,10 @@ def pipeline_move(
         session=session,
         opportunity=opportunity,
         stage_id=stage_id,
-        position=_int(form.get("position")),
+        position=form_id(form.get("position")),
         actor_id=user.id,
     )
-    context = _board_context(session, scope, _int(form.get("owner_id")))
+    context = _board_context(session, scope, form_id(form.get("owner_id")))
     return render(request, "pipeline/_board.html", context)
 
 
@@ -148,7 +135,7 @@ def opportunity_list(
 ) -> Response:
     status = status if status in {k.value for k in StageKind} else None
     filters = service.OpportunityFilter(
-        status=status, stage_id=_int(stage_id), customer_id=_int(customer_id)
+        status=status, stage_id=form_id(stage_id), customer_id=form_id(customer_id)
     )
     page = service.list_opportunities(
         session=session,
@@ -197,7 +184,7 @@ def _form_page(
     errors: FieldErrors,
     status_code: int = 200,
 ) -> Response:
-    customer_id = _int(values.get("customer_id"))
+    customer_id = form_id(values.get("customer_id"))
     names = (
         customers_service.names(session=session, customer_ids={customer_id}, scope=scope)
         if customer_id
@@ -463,7 +450,7 @@ def opportunity_move(
     form: FormDep,
 ) -> Response:
     opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
-    stage_id = _int(form.get("stage_id"))
+    stage_id = form_id(form.get("stage_id"))
     if stage_id is None:
         _ = gettext_for(request)
         notice = _("Choose a stage.")
@@ -487,7 +474,7 @@ def opportunity_order(
     _ = gettext_for(request)
     opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
     lines = [
-        {"product_id": _int(product_id), "quantity": _int(quantity)}
+        {"product_id": form_id(product_id), "quantity": form_id(quantity)}
         for product_id, quantity in zip(
             form.getlist("product_id"), form.getlist("quantity"), strict=False
         )

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
 
 from tenure.core.errors import Conflict, InvalidInput, NotFound
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
@@ -30,7 +29,7 @@ from tenure.security.permissions import (
     has_permission,
 )
 from tenure.security.schemas import ApiKeyCreate, TeamCreate, TeamUpdate, UserCreate, UserUpdate
-from tenure.web.forms import FieldErrors, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, form_dict, parse
 from tenure.web.session import Csrf, WebUser, clear_session_cookie, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -44,13 +43,6 @@ router = APIRouter(include_in_schema=False)
 USER_FIELDS = ("email", "name", "role", "team_id")
 # Responses that show a secret are kept by no cache (and by no idempotent replay).
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def _user_id(user_id: int) -> int:

@@ -43,7 +43,7 @@ from tenure.service_desk.schemas import (
     TicketType,
     TicketUpdate,
 )
-from tenure.web.forms import errors_of, form_dict, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, form_id, parse
 from tenure.web.messages import N_, localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -78,13 +78,6 @@ WORDS = (
 )
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
-
-
 def ticket_id_param(ticket_id: int) -> int:
     if not 1 <= ticket_id <= MAX_ID:
         raise NotFound(f"There is no ticket {ticket_id}.")
@@ -92,11 +85,6 @@ def ticket_id_param(ticket_id: int) -> int:
 
 
 TicketId = Annotated[int, Depends(ticket_id_param)]
-
-
-def _int(value: object) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 10 else None
 
 
 # --- the queue ------------------------------------------------------------------------
@@ -229,9 +217,9 @@ def bulk_assign(
     request: Request, session: SessionDep, user: Assigner, scope: PageScope, form: FormDep
 ) -> Response:
     _ = gettext_for(request)
-    ids = [i for v in form.getlist("ticket_ids") if (i := _int(v)) is not None]
+    ids = [i for v in form.getlist("ticket_ids") if (i := form_id(v)) is not None]
     raw = str(form.get("assignee_id") or "")
-    assignee = user.id if raw == "me" else _int(raw)
+    assignee = user.id if raw == "me" else form_id(raw)
     back = _back(form)
     if not ids:
         notice = _("Select at least one ticket to assign.")
@@ -276,7 +264,7 @@ def _detail(
     people = {m.author_id for m in messages} | {e.actor_id for e in events} | {ticket.assignee_id}
     for e in events:
         if e.kind == "assigned":
-            people |= {_int(e.from_value), _int(e.to_value)}
+            people |= {form_id(e.from_value), form_id(e.to_value)}
     context = {
         "ticket": ticket,
         "reasons": service.reasons(ticket),
@@ -315,7 +303,7 @@ def _form_page(
     errors: dict[str, str],
     status_code: int = 200,
 ) -> Response:
-    customer_id = _int(values.get("customer_id"))
+    customer_id = form_id(values.get("customer_id"))
     name = (
         customers_service.names(session=session, customer_ids={customer_id}, scope=scope).get(
             customer_id
@@ -347,7 +335,7 @@ def ticket_create(
     data_in = dict(values)
     for name in ("urgency", "impact", "complexity", "customer_id", "order_id"):
         if data_in.get(name) is not None:
-            number = _int(data_in[name])
+            number = form_id(data_in[name])
             data_in[name] = number if number is not None else data_in[name]
     data, errors = parse(TicketCreate, data_in, _)
     if data is not None:
@@ -484,7 +472,7 @@ def ticket_assign(
 ) -> Response:
     ticket = service.get(session=session, ticket_id=ticket_id, scope=scope)
     raw = str(form.get("assignee_id") or "")
-    assignee = user.id if raw == "me" else _int(raw)
+    assignee = user.id if raw == "me" else form_id(raw)
     try:
         service.assign(session=session, ticket=ticket, assignee_id=assignee, actor_id=user.id)
     except TenureError as exc:
@@ -529,8 +517,8 @@ def sla_update(
     if priority not in sla.DEFAULTS:
         raise NotFound(f"There is no priority {priority}.")
     values = {
-        "first_response_minutes": _int(form.get("first_response_minutes")) or 0,
-        "resolution_minutes": _int(form.get("resolution_minutes")) or 0,
+        "first_response_minutes": form_id(form.get("first_response_minutes")) or 0,
+        "resolution_minutes": form_id(form.get("resolution_minutes")) or 0,
         "business_hours": form.get("business_hours") == "1",
     }
     data, errors = parse(SlaPolicyUpdate, values, _)
@@ -649,7 +637,7 @@ def survey_submit(request: Request, token: str, session: SessionDep, form: FormD
         return _survey_refused(request, exc)
     data, errors = parse(
         SatisfactionIn,
-        {"rating": _int(form.get("rating")) or 0, "comment": form_dict(form).get("comment")},
+        {"rating": form_id(form.get("rating")) or 0, "comment": form_dict(form).get("comment")},
         _,
     )
     if data is None:

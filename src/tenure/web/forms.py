@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from tenure.core.errors import TenureError
+from tenure.core.schemas import MAX_ID
 from tenure.web.messages import Gettext, localize, validation_message
 
 M = TypeVar("M", bound=BaseModel)
 FieldErrors = dict[str, str]
+
+
+async def read_form(request: Request) -> FormData:
+    """The submitted form, read before the (sync) handler runs."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(read_form)]
+
+
+def form_id(value: object) -> int | None:
+    """A record id chosen in a form (a select's value), or None when blank or not one."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and int(text) <= MAX_ID else None
 
 
 def form_dict(
