@@ -164,6 +164,26 @@ def test_the_overview_shows_the_run_and_segment_sizes(
     assert f'<td class="num">{orders_n}</td>' in r.text
 
 
+def test_the_overview_shows_satisfaction_only_once_someone_rated(
+    browser: Browser, world: World, sessions: sessionmaker[Session]
+) -> None:
+    assert 'data-testid="stat-satisfaction"' not in browser.get("analyst", "/analytics").text
+    rated = {"n": 12, "mean": "4.2500", "median": "4.5000", "variance": "0.75", "std": "0.8660"}
+    with unit_of_work(sessions) as s:
+        run = analytics_service.get_run(session=s)
+        kept = run.results
+        run.results = {**kept, "satisfaction": {"overall": rated, "by_segment": {}}}
+    try:
+        r = browser.get("analyst", "/analytics")
+    finally:  # the run is shared by the module's tests
+        with unit_of_work(sessions) as s:
+            analytics_service.get_run(session=s).results = kept
+
+    row = r.text[r.text.index('data-testid="stat-satisfaction"') :].split("</tr>")[0]
+    assert "Satisfaction (CSAT 1-5)" in row
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["12", "4.25", "4.5", "0.87"]
+
+
 def test_the_rfm_page_embeds_the_heat_map_of_the_run(browser: Browser, world: World) -> None:
     by_customers = browser.get("analyst", "/analytics/rfm").text
     by_value = browser.get("analyst", "/analytics/rfm", by="value").text
