@@ -360,3 +360,100 @@ def test_timeline_amounts_are_written_the_readers_way(
 
     assert "Opportunity opened: Fleet" in r.text
     assert "Qualification · €12,500.50" in r.text
+
+
+# --- stages ---------------------------------------------------------------------------
+
+
+def _stage_rows(sessions: sessionmaker[Session]) -> list[tuple[str, int, str]]:
+    with sessions() as s:
+        return [
+            (st.name, st.probability, st.kind) for st in pipeline_service.list_stages(session=s)
+        ]
+
+
+def test_an_admin_adds_changes_and_deletes_a_stage_on_the_stages_page(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    token = web_sign_in(client, make_user("admin"))
+    assert 'href="/pipeline/stages"' in client.get("/pipeline").text
+
+    r = client.post(
+        "/pipeline/stages/new",
+        data={"csrf_token": token, "name": "Trial", "probability": "40", "kind": "open"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert _stage_rows(sessions)[-1] == ("Trial", 40, "open")
+    trial = next(sid for sid in _stage_ids(sessions) if sid not in stages.values())
+
+    r = client.post(
+        f"/pipeline/stages/{trial}",
+        data={"csrf_token": token, "name": "Pilot", "probability": "60", "kind": "open",
+              "position": "3"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    assert ("Pilot", 60, "open") in _stage_rows(sessions)
+    page = client.get("/pipeline/stages").text
+    assert f'data-testid="stage-{trial}"' in page
+    assert 'value="Pilot"' in page
+
+    r = client.post(
+        f"/pipeline/stages/{trial}/delete", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert "Pilot" not in [name for name, _, _ in _stage_rows(sessions)]
+
+
+def _stage_ids(sessions: sessionmaker[Session]) -> list[int]:
+    with sessions() as s:
+        return [st.id for st in pipeline_service.list_stages(session=s)]
+
+
+def test_a_stage_holding_opportunities_is_kept_and_bad_values_are_refused(
+    client: TestClient, make_user: MakeUser, sessions: sessionmaker[Session], stages: dict[str, int]
+) -> None:
+    admin = make_user("admin")
+    _opportunity(sessions, admin, _customer(sessions, admin), stage_id=stages["Proposal"])
+    token = web_sign_in(client, admin)
+    before = _stage_rows(sessions)
+
+    r = client.post(
+        f"/pipeline/stages/{stages['Proposal']}/delete",
+        data={"csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 409
+    assert "holds opportunities" in r.text
+    r = client.post(
+        f"/pipeline/stages/{stages['Proposal']}",
+        data={"csrf_token": token, "name": "Proposal", "probability": "50", "kind": "won"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert "only while it holds no opportunities" in r.text
+    r = client.post(
+        "/pipeline/stages/new",
+        data={"csrf_token": token, "name": "Maybe", "probability": "150", "kind": "open"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert 'value="Maybe"' in r.text  # what was typed is kept
+    r = client.post(
+        "/pipeline/stages/new",
+        data={"csrf_token": token, "name": "proposal", "probability": "5", "kind": "open"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 422
+    assert "There is already a stage named" in r.text
+    assert _stage_rows(sessions) == before
+
+
+def test_only_roles_with_pipeline_admin_see_the_stages_page(
+    client: TestClient, make_user: MakeUser, stages: dict[str, int]
+) -> None:
+    web_sign_in(client, make_user("sales"))
+
+    assert client.get("/pipeline/stages").status_code == 403
+    assert 'href="/pipeline/stages"' not in client.get("/pipeline").text

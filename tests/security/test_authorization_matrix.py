@@ -575,6 +575,12 @@ SPECS: dict[str, Spec] = {
     "POST /service-desk/sla/{priority}": Spec(
         form=lambda t: {"first_response_minutes": "480", "resolution_minutes": "4320"}
     ),
+    "POST /pipeline/stages/new": Spec(
+        form=lambda t: {"name": f"Stage {t.n}", "probability": "20", "kind": "open"}
+    ),
+    "POST /pipeline/stages/{stage_id}": Spec(
+        form=lambda t: {"name": f"Stage {t.n}", "probability": "30", "kind": "open"}
+    ),
     "POST /opportunities/{opportunity_id}/move": Spec(form=lambda t: {"stage_id": str(t.stage)}),
     "POST /opportunities/{opportunity_id}/edit": Spec(
         form=lambda t: {

@@ -25,7 +25,9 @@ from tenure.pipeline.schemas import (
     OpportunityCreate,
     OpportunityOrder,
     OpportunityUpdate,
+    StageCreate,
     StageKind,
+    StageUpdate,
 )
 from tenure.security import service as security_service
 from tenure.security.models import User
@@ -34,6 +36,7 @@ from tenure.security.permissions import (
     OPPORTUNITIES_READ,
     OPPORTUNITIES_WRITE,
     ORDERS_WRITE,
+    PIPELINE_ADMIN,
     has_permission,
 )
 from tenure.security.scope import RecordScope
@@ -44,6 +47,7 @@ from tenure.web.templating import gettext_for, render
 Reader = Annotated[User, page_require(OPPORTUNITIES_READ)]
 Writer = Annotated[User, page_require(OPPORTUNITIES_WRITE)]
 OrderWriter = Annotated[User, page_require(ORDERS_WRITE)]
+Admin = Annotated[User, page_require(PIPELINE_ADMIN)]
 Gettext = Callable[[str], str]
 
 router = APIRouter(include_in_schema=False)
@@ -501,3 +505,100 @@ def opportunity_order(
             status_code=422,
         )
     return RedirectResponse(f"/orders/{order.id}", status_code=303)
+
+
+# --- stages ---------------------------------------------------------------------------
+
+
+def _number(value: object) -> object:
+    """A number typed in a form as an int, anything else as typed (validation says why)."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else text
+
+
+def _stage_values(form: Any) -> dict[str, Any]:
+    """A stage's fields as typed; a blank position means last (new) or unchanged."""
+    values = {
+        "name": str(form.get("name") or "").strip(),
+        "probability": _number(form.get("probability")),
+        "kind": str(form.get("kind") or "open"),
+    }
+    position = str(form.get("position") or "").strip()
+    if position:
+        values["position"] = _number(position)
+    return values
+
+
+def _stages_page(
+    request: Request,
+    session: Session,
+    *,
+    errors: dict[int | str, FieldErrors] | None = None,
+    typed: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "stages": service.list_stages(session=session),
+        "kinds": list(StageKind),
+        "errors": errors or {},
+        "typed": typed or {},
+    }
+    return render(request, "pipeline/stages.html", context, status_code=status_code)
+
+
+def stage_id_param(stage_id: int) -> int:
+    if not 1 <= stage_id <= MAX_ID:
+        raise NotFound(f"There is no stage {stage_id}.")
+    return stage_id
+
+
+StageId = Annotated[int, Depends(stage_id_param)]
+
+
+@router.get("/pipeline/stages")
+def stages_page(request: Request, session: SessionDep, _user: Admin) -> Response:
+    """The pipeline's stages in board order, each editable; a form to add one."""
+    return _stages_page(request, session)
+
+
+@router.post("/pipeline/stages/new", dependencies=[Csrf])
+def stage_create(request: Request, session: SessionDep, _user: Admin, form: FormDep) -> Response:
+    values = _stage_values(form)
+    data, errors = parse(StageCreate, values, gettext_for(request))
+    if data is not None:
+        try:
+            service.create_stage(session=session, data=data)
+            return RedirectResponse("/pipeline/stages", status_code=303)
+        except (Conflict, InvalidInput) as exc:
+            errors = errors_of(exc, gettext_for(request))
+    return _stages_page(request, session, errors={"new": errors}, typed=values, status_code=422)
+
+
+@router.post("/pipeline/stages/{stage_id}", dependencies=[Csrf])
+def stage_update(
+    request: Request, stage_id: StageId, session: SessionDep, _user: Admin, form: FormDep
+) -> Response:
+    stage = service.get_stage(session=session, stage_id=stage_id)
+    data, errors = parse(StageUpdate, _stage_values(form), gettext_for(request))
+    if data is not None:
+        try:
+            service.update_stage(session=session, stage=stage, data=data)
+            return RedirectResponse("/pipeline/stages", status_code=303)
+        except (Conflict, InvalidInput) as exc:
+            errors = errors_of(exc, gettext_for(request))
+    return _stages_page(request, session, errors={stage_id: errors}, status_code=422)
+
+
+@router.post("/pipeline/stages/{stage_id}/delete", dependencies=[Csrf])
+def stage_delete(
+    request: Request, stage_id: StageId, session: SessionDep, _user: Admin
+) -> Response:
+    stage = service.get_stage(session=session, stage_id=stage_id)
+    try:
+        service.delete_stage(session=session, stage=stage)
+    except Conflict as exc:
+        return _stages_page(
+            request, session, errors={stage_id: errors_of(exc, gettext_for(request))},
+            status_code=409,
+        )  # fmt: skip
+    return RedirectResponse("/pipeline/stages", status_code=303)
