@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -15,6 +15,7 @@ from tenure.catalog.schemas import ProductCreate, ProductUpdate
 from tenure.core.errors import Conflict, InvalidInput, NotFound
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security.models import User
@@ -26,7 +27,7 @@ from tenure.web.templating import gettext_for, is_htmx, render
 Reader = Annotated[User, page_require(PRODUCTS_READ)]
 Writer = Annotated[User, page_require(PRODUCTS_WRITE)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SORTS = ("name", "-name", "sku", "-created_at")
 FIELDS = ("sku", "name", "category", "description", "unit_price", "currency")

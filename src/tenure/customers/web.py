@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,6 +24,7 @@ from tenure.audit.models import AuditEntry
 from tenure.audit.recorder import MASK
 from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.customers import exports, personal, privacy, service
 from tenure.customers.models import Customer
@@ -50,7 +51,7 @@ from tenure.web.i18n import Formatter
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render, request_locale
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 ORDERS_PAGE_SIZE = 20

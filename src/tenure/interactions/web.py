@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.core.time import as_utc, utcnow
 from tenure.customers import service as customers_service
@@ -32,7 +33,7 @@ Writer = Annotated[User, page_require(INTERACTIONS_WRITE)]
 TaskReader = Annotated[User, page_require(TASKS_READ)]
 TaskWriter = Annotated[User, page_require(TASKS_WRITE)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 KINDS = [k.value for k in InteractionKind]
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -18,6 +18,7 @@ from tenure.config import Settings
 from tenure.core.errors import NotFound, TenureError
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID
 from tenure.core.time import as_utc
 from tenure.deps import SessionDep, SettingsDep
@@ -51,7 +52,7 @@ CampaignWriter = Annotated[User, page_require(CAMPAIGNS_WRITE)]
 CampaignSender = Annotated[User, page_require(CAMPAIGNS_SEND)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 BUILDER_ROWS = 6
 

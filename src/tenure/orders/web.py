@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,6 +22,7 @@ from tenure.catalog import service as catalog_service
 from tenure.catalog.models import Product
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
@@ -48,7 +49,7 @@ Reader = Annotated[User, page_require(ORDERS_READ)]
 Writer = Annotated[User, page_require(ORDERS_WRITE)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SORTS = ("-id", "id", "-ordered_at", "ordered_at")
 SUGGESTIONS = 8

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tenure.core.pagination import MAX_LIMIT, parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
@@ -50,7 +51,7 @@ OrderWriter = Annotated[User, page_require(ORDERS_WRITE)]
 Admin = Annotated[User, page_require(PIPELINE_ADMIN)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 ORDER_ROWS = 3  # product lines offered by the order form
 

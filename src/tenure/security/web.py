@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from tenure.core.errors import Conflict, InvalidInput, NotFound
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.deps import SessionDep
 from tenure.security import service
@@ -38,7 +39,7 @@ UsersWriter = Annotated[User, page_require(USERS_WRITE)]
 KeyHolder = Annotated[User, page_require(API_KEYS_MANAGE)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 # Shown again after a refused create; never the password.
 USER_FIELDS = ("email", "name", "role", "team_id")
 # Responses that show a secret are kept by no cache (and by no idempotent replay).

@@ -12,11 +12,12 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from tenure.core.errors import InvalidInput, NotFound
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.core.timeline import TimelineEntry
 from tenure.customers import service as customers_service
@@ -33,7 +34,7 @@ Gettext = Callable[[str], str]
 
 Reader = Annotated[User, page_require(CUSTOMERS_READ)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 20
 # The kinds of entries, as the filter names them (translated where they are shown).
 KIND_LABELS = (
