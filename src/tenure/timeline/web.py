@@ -16,14 +16,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from tenure.core.errors import InvalidInput, NotFound
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.errors import InvalidInput
 from tenure.core.timeline import TimelineEntry
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
 from tenure.security.models import User
 from tenure.security.permissions import CUSTOMERS_READ
 from tenure.timeline import service
+from tenure.web.forms import path_id
 from tenure.web.i18n import Formatter
 from tenure.web.messages import N_
 from tenure.web.session import PageScope, page_require
@@ -47,13 +47,7 @@ KIND_LABELS = (
 )
 
 
-def customer_id_param(customer_id: int) -> int:
-    if not 1 <= customer_id <= MAX_ID:
-        raise NotFound(f"There is no customer {customer_id}.")
-    return customer_id
-
-
-CustomerId = Annotated[int, Depends(customer_id_param)]
+CustomerId = Annotated[int, Depends(path_id("customer"))]
 
 
 # What the domains' entries say (in English, as the API gives them), as patterns to
