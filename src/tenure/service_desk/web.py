@@ -44,7 +44,7 @@ from tenure.service_desk.schemas import (
     TicketType,
     TicketUpdate,
 )
-from tenure.web.forms import FormDep, errors_of, form_dict, form_id, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, form_id, parse, path_id
 from tenure.web.messages import N_, localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -79,13 +79,7 @@ WORDS = (
 )
 
 
-def ticket_id_param(ticket_id: int) -> int:
-    if not 1 <= ticket_id <= MAX_ID:
-        raise NotFound(f"There is no ticket {ticket_id}.")
-    return ticket_id
-
-
-TicketId = Annotated[int, Depends(ticket_id_param)]
+TicketId = Annotated[int, Depends(path_id("ticket"))]
 
 
 # --- the queue ------------------------------------------------------------------------
