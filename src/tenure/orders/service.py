@@ -191,7 +191,11 @@ _INSERT_ORDER = (
     .values(version=1)  # the first version, as the ORM numbers it
     .returning(_ORDER.c.id, _ORDER.c.created_at, _ORDER.c.updated_at)
 )
-_INSERT_LINES = insert(_LINE).returning(_LINE.c.id, sort_by_parameter_order=True)
+_INSERT_LINES = insert(_LINE)
+# The lines' ids in the order they were inserted, which is the order they are read in.
+_LINE_IDS = Prepared(
+    select(_LINE.c.id).where(_LINE.c.order_id == bindparam("order_id")).order_by(_LINE.c.id)
+)
 
 
 def place(*, session: Session, order: NewOrder) -> OrderRead:
@@ -221,7 +225,9 @@ def place(*, session: Session, order: NewOrder) -> OrderRead:
         }
         for ln in order.lines
     ]
-    line_ids = conn.execute(_INSERT_LINES, [{"order_id": order_id, **ln} for ln in lines]).scalars()
+    # One executemany; RETURNING ids in order would take a statement per line on SQLite.
+    conn.execute(_INSERT_LINES, [{"order_id": order_id, **ln} for ln in lines])
+    line_ids = [row[0] for row in _LINE_IDS.all(conn, order_id=order_id)]
     _count_purchase(
         session, None, _purchased(order.status, order.ordered_at, order.currency, order.total)
     )
