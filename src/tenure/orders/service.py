@@ -266,9 +266,7 @@ def create(*, session: Session, data: OrderCreate, scope: RecordScope) -> Order:
     """A new order for an existing customer in ``scope``; prices default to the products'
     prices. A customer out of scope is refused as if there were none."""
     placed = place(session=session, order=prepare(session=session, data=data, scope=scope))
-    order = session.get(Order, placed.id)
-    assert order is not None  # written just now, in this transaction
-    return order
+    return session.get_one(Order, placed.id)
 
 
 def update(*, session: Session, order: Order, data: OrderUpdate) -> Order:
