@@ -23,7 +23,6 @@ from tenure.catalog.models import Product
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, parse_sort
 from tenure.core.routing import SessionRouter
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.deps import SessionDep
@@ -40,7 +39,7 @@ from tenure.orders.schemas import (
 from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
 from tenure.security.scope import RecordScope
-from tenure.web.forms import FieldErrors, FormDep, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, form_dict, parse, path_id
 from tenure.web.messages import localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -60,13 +59,7 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 START_STATUSES = [s for s in OrderStatus if s in INITIAL]
 
 
-def order_id_param(order_id: int) -> int:
-    if not 1 <= order_id <= MAX_ID:
-        raise NotFound(f"There is no order {order_id}.")
-    return order_id
-
-
-OrderId = Annotated[int, Depends(order_id_param)]
+OrderId = Annotated[int, Depends(path_id("order"))]
 
 
 @dataclass

@@ -32,15 +32,17 @@ def form_id(value: object) -> int | None:
     return int(text) if text.isdigit() and int(text) <= MAX_ID else None
 
 
-def path_id(noun: str) -> Callable[..., int]:
+def path_id(noun: str, label: str | None = None) -> Callable[..., int]:
     """A dependency reading the path's ``<noun>_id`` (``"opportunity"``: opportunity_id):
-    an id no record can have is the same 404 page as a record that does not exist."""
+    an id no record can have is the same 404 page as a record that does not exist, named
+    by ``label`` (default: ``noun``)."""
     name = f"{noun}_id"
+    label = label or noun
 
     def checked(**path: int) -> int:
         value = path[name]
         if not 1 <= value <= MAX_ID:
-            raise NotFound(f"There is no {noun} {value}.")
+            raise NotFound(f"There is no {label} {value}.")
         return value
 
     # FastAPI reads the parameter's name (the path's) from the signature.
