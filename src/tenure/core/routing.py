@@ -30,6 +30,7 @@ import functools
 import inspect
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
@@ -98,11 +99,26 @@ async def _write_inline(
     lock = writer_lock(session)
     if lock is None:  # pragma: no cover - an in-memory database: nobody to queue behind
         return _write(session, endpoint, args, kwargs)
-    await _turn(lock)
-    become_writer(session, locked=True)  # on failure the connection has let the lock go
-    result = endpoint(*args, **kwargs)
-    session.commit()
+    async with _queue(lock):
+        await _turn(lock)
+        become_writer(session, locked=True)  # on failure the connection has let the lock go
+        result = endpoint(*args, **kwargs)
+        session.commit()
     return result
+
+
+# Per event loop and lock: writers of one process line up first (asyncio.Lock is first
+# come, first served), so only the head of the line polls for the lock shared with other
+# processes. Polling by all of them let a newcomer take the lock from one that had waited
+# longest, which made the slowest writes several times slower than the rest.
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[WriterLock, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _queue(lock: WriterLock) -> asyncio.Lock:
+    queues = _queues.setdefault(asyncio.get_running_loop(), {})
+    return queues.setdefault(lock, asyncio.Lock())
 
 
 async def _turn(lock: WriterLock) -> None:
