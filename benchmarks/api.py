@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -462,14 +463,20 @@ def _children(pid: int) -> list[int]:
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is not None:
-        return
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    """Stop the server and wait until its workers are gone too: the last one to close the
+    database copies the write-ahead log back into it, which can take a while after a load."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+    deadline = time.monotonic() + 300
+    while any(Path(f"/proc/{pid}").exists() for pid in server.pids[1:]):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"server workers {server.pids[1:]} did not exit")
+        time.sleep(0.1)
 
 
 def sign_in(server: Server) -> str:
@@ -602,6 +609,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['p99_ms']} | {r['rps']:,} | {r['server_cpu_cores']} "
             f"({_per_worker(r)}) | {r['client_cpu_share']:.0%} |"
         )
+    lines += ["", f"Database check after the run (SQLite quick_check): {report['database_check']}."]
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
     for t in report["targets"]:
         met = "n/a (not the full size)" if t["met"] is None else "yes" if t["met"] else "**no**"
@@ -624,6 +632,10 @@ def print_table(report: dict[str, Any]) -> None:
                       f"{r['server_cpu_cores']:.2f} ({_per_worker(r)})",
                       f"{r['client_cpu_share']:.0%}")  # fmt: skip
     console.print(table)
+    check = report["database_check"]
+    console.print(
+        f"Database check after the run: {'[green]' if check == 'ok' else '[red]'}{check}[/]"
+    )
     for t in report["targets"]:
         mark = (
             "[yellow]n/a[/]"
@@ -725,6 +737,14 @@ def drive(
     return raw
 
 
+def database_check(path: Path) -> str:
+    """SQLite's quick_check of the database after the run: "ok", or what it found. The
+    run wrote thousands of customers and orders from two processes at once."""
+    with closing(sqlite3.connect(path)) as db:
+        found = [row[0] for row in db.execute("PRAGMA quick_check(10)")]
+    return "; ".join(found)
+
+
 def warm_file_cache(path: Path) -> None:
     """Read the database file once, so its pages are in the OS cache as on a server that
     has been answering for a while. This machine drops cached file pages within minutes;
@@ -766,6 +786,7 @@ def run(
         "code": _git(),
         "operations": ops,
         "targets": targets(ops, counts["customer"]),
+        "database_check": database_check(directory / "tenure.db"),
     }
 
 
