@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tenure.core.errors import NotFound, PermissionDenied, field_error
 from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
-from tenure.core.timeline import N_, Message, Text, TimelineEntry
+from tenure.core.timeline import TimelineEntry
 from tenure.customers import service as customers_service
 from tenure.interactions.models import Interaction, Task
 from tenure.interactions.schemas import (
@@ -238,15 +238,6 @@ def list_interactions(
     )
 
 
-# What each kind of interaction says on the customer's timeline.
-INTERACTION_TITLES = {
-    "note": N_("Note: %(subject)s"),
-    "call": N_("Call: %(subject)s"),
-    "meeting": N_("Meeting: %(subject)s"),
-    "email": N_("Email: %(subject)s"),
-}
-
-
 def interaction_entries(
     *, session: Session, customer_id: int, limit: int, before: datetime | None = None
 ) -> list[TimelineEntry]:
@@ -261,25 +252,15 @@ def interaction_entries(
         stmt = stmt.where(Interaction.occurred_at < before)
     entries = []
     for item in session.scalars(stmt):
-        body = (item.body or "")[:200] or None
-        detail: Text | None = body
+        detail = (item.body or "")[:200] or None
         if item.duration_minutes:
-            minutes = {"minutes": item.duration_minutes}
-            detail = (
-                Message(N_("%(minutes)s min · %(body)s"), {**minutes, "body": body})
-                if body
-                else Message(N_("%(minutes)s min"), minutes)
-            )
-        title = INTERACTION_TITLES.get(item.kind)
+            minutes = f"{item.duration_minutes} min"
+            detail = f"{minutes} · {detail}" if detail else minutes
         entries.append(
             TimelineEntry(
                 at=as_utc(item.occurred_at),
                 kind="interaction",
-                title=(
-                    Message(title, {"subject": item.subject})
-                    if title
-                    else f"{item.kind.capitalize()}: {item.subject}"
-                ),
+                title=f"{item.kind.capitalize()}: {item.subject}",
                 detail=detail,
                 url=f"/interactions/{item.id}",
             )
@@ -495,16 +476,12 @@ def task_entries(
         stmt = stmt.where(Task.created_at < before)
     entries = []
     for task in session.scalars(stmt):
-        due = (
-            Message(N_("due %(date)s"), {"date": f"{as_utc(task.due_at):%Y-%m-%d}"})
-            if task.due_at
-            else None
-        )
+        due = f"due {as_utc(task.due_at):%Y-%m-%d}" if task.due_at else None
         entries.append(
             TimelineEntry(
                 at=as_utc(task.created_at),
                 kind="task",
-                title=Message(N_("Task: %(title)s"), {"title": task.title}),
+                title=f"Task: {task.title}",
                 detail=due,
                 url="/tasks",
             )
@@ -514,7 +491,7 @@ def task_entries(
                 TimelineEntry(
                     at=as_utc(task.completed_at),
                     kind="task",
-                    title=Message(N_("Task done: %(title)s"), {"title": task.title}),
+                    title=f"Task done: {task.title}",
                     url="/tasks",
                 )
             )

@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Response, status
 
-from tenure.core.concurrency import check_if_match, tagged
+from tenure.core.concurrency import check_if_match, etag
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.orders.schemas import OrderRead
 from tenure.pipeline import service
+from tenure.pipeline.models import Opportunity, PipelineStage
 from tenure.pipeline.schemas import (
     Forecast,
     ForecastMonth,
@@ -44,6 +45,16 @@ router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"])
 stages_router = APIRouter(prefix="/api/v1/pipeline-stages", tags=["opportunities"])
 
 
+def _read(opportunity: Opportunity, response: Response) -> OpportunityRead:
+    response.headers["ETag"] = etag(opportunity.version)
+    return OpportunityRead.model_validate(opportunity)
+
+
+def _stage(stage: PipelineStage, response: Response) -> StageRead:
+    response.headers["ETag"] = etag(stage.version)
+    return StageRead.model_validate(stage)
+
+
 # --- stages ---------------------------------------------------------------------------
 
 
@@ -60,13 +71,13 @@ def create_stage(
     """Add a stage (kind open, won or lost; win probability 0-100)."""
     stage = service.create_stage(session=session, data=body)
     response.headers["Location"] = f"/api/v1/pipeline-stages/{stage.id}"
-    return tagged(StageRead, stage, response)
+    return _stage(stage, response)
 
 
 @stages_router.get("/{stage_id}", response_model=StageRead)
 def get_stage(stage_id: Id, response: Response, session: SessionDep, _actor: Reader) -> StageRead:
     """One stage."""
-    return tagged(StageRead, service.get_stage(session=session, stage_id=stage_id), response)
+    return _stage(service.get_stage(session=session, stage_id=stage_id), response)
 
 
 @stages_router.patch("/{stage_id}", response_model=StageRead)
@@ -81,9 +92,7 @@ def update_stage(
     """Rename, reorder or reweigh a stage; its kind changes only while it is empty."""
     stage = service.get_stage(session=session, stage_id=stage_id)
     check_if_match(if_match, stage.version)
-    return tagged(
-        StageRead, service.update_stage(session=session, stage=stage, data=body), response
-    )
+    return _stage(service.update_stage(session=session, stage=stage, data=body), response)
 
 
 @stages_router.delete("/{stage_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -159,7 +168,7 @@ def create_opportunity(
     ``owner-not-assignable``)."""
     opportunity = service.create(session=session, data=body, actor_id=actor.user_id, scope=scope)
     response.headers["Location"] = f"/api/v1/opportunities/{opportunity.id}"
-    return tagged(OpportunityRead, opportunity, response)
+    return _read(opportunity, response)
 
 
 @router.get("/{opportunity_id}", response_model=OpportunityRead)
@@ -167,11 +176,7 @@ def get_opportunity(
     opportunity_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Reader
 ) -> OpportunityRead:
     """One opportunity; ``ETag`` carries its version."""
-    return tagged(
-        OpportunityRead,
-        service.get(session=session, opportunity_id=opportunity_id, scope=scope),
-        response,
-    )
+    return _read(service.get(session=session, opportunity_id=opportunity_id, scope=scope), response)
 
 
 @router.get("/{opportunity_id}/history", response_model=list[StageChangeRead])
@@ -200,7 +205,7 @@ def update_opportunity(
     updated = service.update(
         session=session, opportunity=opportunity, data=body, actor_id=actor.user_id, scope=scope
     )
-    return tagged(OpportunityRead, updated, response)
+    return _read(updated, response)
 
 
 @router.post("/{opportunity_id}/move", response_model=OpportunityRead)
@@ -223,7 +228,7 @@ def move_opportunity(
         position=body.position,
         actor_id=actor.user_id,
     )
-    return tagged(OpportunityRead, moved, response)
+    return _read(moved, response)
 
 
 @router.post("/{opportunity_id}/order", response_model=OrderRead, status_code=201)
@@ -242,7 +247,8 @@ def order_opportunity(
     opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
     order = service.create_order(session=session, opportunity=opportunity, data=body, scope=scope)
     response.headers["Location"] = f"/api/v1/orders/{order.id}"
-    return tagged(OrderRead, order, response)
+    response.headers["ETag"] = etag(order.version)
+    return OrderRead.model_validate(order)
 
 
 @router.delete("/{opportunity_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -265,8 +271,6 @@ def restore_opportunity(
     opportunity_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
 ) -> OpportunityRead:
     """Bring an opportunity back from the trash."""
-    return tagged(
-        OpportunityRead,
-        service.restore(session=session, opportunity_id=opportunity_id, scope=scope),
-        response,
+    return _read(
+        service.restore(session=session, opportunity_id=opportunity_id, scope=scope), response
     )

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit_service
 from tenure.core.errors import InvalidInput
+from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
 from tenure.core.time import as_utc
-from tenure.core.timeline import N_, Amount, Message, TimelineEntry, say
+from tenure.core.timeline import TimelineEntry
 from tenure.interactions import service as interactions_service
 from tenure.marketing import service as marketing_service
 from tenure.orders import service as orders_service
@@ -63,23 +64,20 @@ def order_entries(*, session: Session, customer_id: int, limit: int) -> list[Tim
         TimelineEntry(
             at=as_utc(order.ordered_at),
             kind="order",
-            title=Message(N_("Order #%(id)s"), {"id": order.id}),
-            detail=Message(
-                N_("%(total)s · %(status)s"),
-                {"total": Amount(order.total, order.currency), "status": order.status},
-            ),
+            title=f"Order #{order.id}",
+            detail=f"{quantize(order.total, order.currency)} {order.currency} · {order.status}",
             url=f"/orders/{order.id}",
         )
         for order in orders
     ]
 
 
-CHANGE_TITLES = {
-    "customer.created": N_("Customer created"),
-    "customer.updated": N_("Customer updated"),
-    "customer.trashed": N_("Customer moved to the trash"),
-    "customer.restored": N_("Customer restored from the trash"),
-    "customer.erased": N_("Personal data erased"),
+_CHANGE_TITLES = {
+    "customer.created": "Customer created",
+    "customer.updated": "Customer updated",
+    "customer.trashed": "Customer moved to the trash",
+    "customer.restored": "Customer restored from the trash",
+    "customer.erased": "Personal data erased",
 }
 
 
@@ -88,7 +86,7 @@ def change_entries(*, session: Session, customer_id: int, limit: int) -> list[Ti
     data is masked there), newest first."""
     entries = []
     for entry in audit_service.history_for(session, "customer", customer_id, limit):
-        title = CHANGE_TITLES.get(entry.action)
+        title = _CHANGE_TITLES.get(entry.action)
         if title is None:
             continue  # reads, reveals and exports are not changes
         fields = sorted(entry.changes) if entry.action == "customer.updated" else []
@@ -96,7 +94,7 @@ def change_entries(*, session: Session, customer_id: int, limit: int) -> list[Ti
             TimelineEntry(
                 at=as_utc(entry.occurred_at),
                 kind="change",
-                title=Message(title),
+                title=title,
                 detail=", ".join(fields) or None,
                 url=f"/customers/{customer_id}#history",
             )
@@ -206,7 +204,7 @@ def as_dict(entry: TimelineEntry) -> dict[str, Any]:
     return {
         "at": as_utc(entry.at),
         "kind": entry.kind,
-        "title": say(entry.title),
-        "detail": say(entry.detail) if entry.detail is not None else None,
+        "title": entry.title,
+        "detail": entry.detail,
         "url": entry.url,
     }
