@@ -462,16 +462,22 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a ``tenure serve`` process gracefully (SIGINT); killed after 30 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def stop_server(server: Server) -> None:
     """Stop the server and wait until its workers are gone too: the last one to close the
     database copies the write-ahead log back into it, which can take a while after a load."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    stop(server.process)
     deadline = time.monotonic() + 300
     while any(Path(f"/proc/{pid}").exists() for pid in server.pids[1:]):
         if time.monotonic() > deadline:

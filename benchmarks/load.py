@@ -49,6 +49,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import api
+
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 WORK = ROOT / "work"
@@ -364,12 +366,7 @@ def start_server(target: Target, workers: int) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    api.stop(server.process)
 
 
 def _proc_stat(pid: int) -> tuple[int, int] | None:
