@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from tenure.customers import service as customers_service
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.ops import demo, migrate
 from tenure.orders import service as orders_service
+from tenure.sqlite import sqlite3
 
 ROOT = Path(__file__).resolve().parent
 TARGET_SECONDS = 180.0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import api
 from api import console
+from tenure.sqlite import sqlite3
 
 TARGET_SECONDS = 60.0
 TARGET_CUSTOMERS = 100_000

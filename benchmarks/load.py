@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -50,6 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 import api
+from tenure.sqlite import sqlite3
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -263,7 +263,9 @@ def _run(command: list[str], target: Target) -> str:
 
 
 def table_counts(target: Target) -> dict[str, int]:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
+
+    from tenure.db import create_engine
 
     engine = create_engine(target.sqlalchemy_url())
     with engine.connect() as conn:
@@ -277,7 +279,9 @@ def table_counts(target: Target) -> dict[str, int]:
 
 def draw_spec(target: Target, rng: random.Random) -> dict[str, Any]:
     """What the users pick from, drawn from the data: ids, products, search prefixes."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
+
+    from tenure.db import create_engine
 
     engine = create_engine(target.sqlalchemy_url())
     with engine.connect() as conn:

@@ -21,7 +21,6 @@ import http.client
 import json
 import random
 import re
-import sqlite3
 import sys
 import time
 import urllib.parse
@@ -35,6 +34,7 @@ from rich.table import Table
 
 import api
 from api import console
+from tenure.sqlite import sqlite3
 
 ORDERS = 200
 TARGET_MS = 100.0

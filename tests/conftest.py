@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
 from tenure.config import Settings
-from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.db import create_engine, make_engine, make_sessionmaker, unit_of_work
 from tenure.models import metadata
 from tenure.ops import migrate
 from tenure.security import fields, keyring

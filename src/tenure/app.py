@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,6 +62,7 @@ from tenure.security.models import User
 from tenure.security.web import router as security_web_router
 from tenure.service_desk.api import router as service_desk_router
 from tenure.service_desk.web import router as service_desk_web_router
+from tenure.sqlite import sqlite3
 from tenure.timeline.api import router as timeline_router
 from tenure.timeline.web import router as timeline_web_router
 from tenure.web.dashboard import router as dashboard_router

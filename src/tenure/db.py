@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,15 +20,16 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Select,
-    create_engine,
     event,
     make_url,
 )
+from sqlalchemy import create_engine as sqlalchemy_engine  # noqa: TID251
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tenure.config import Settings
+from tenure.sqlite import has_wal_reset_bug, sqlite3
 
 try:
     import fcntl
@@ -66,6 +66,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # customer's data must not stay readable in the file (not every build defaults to it).
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """SQLAlchemy's ``create_engine``, with Tenure's SQLite driver for SQLite URLs (see
+    tenure.sqlite). Every engine in Tenure is made here."""
+    if make_url(url).get_backend_name() == "sqlite":
+        if has_wal_reset_bug(sqlite3.sqlite_version_info):
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} can corrupt a database in WAL mode "
+                "(https://sqlite.org/wal.html#walresetbug); install Tenure's pinned "
+                "pysqlite3, which carries a fixed SQLite."
+            )
+        kwargs.setdefault("module", sqlite3)
+    return sqlalchemy_engine(url, **kwargs)
 
 
 def make_engine(settings: Settings) -> Engine:

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import re
-import sqlite3
 import stat
 import tarfile
 import threading
@@ -24,6 +23,7 @@ from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import make_engine
 from tenure.ops import backup, demo, migrate, restore
 from tenure.security.fields import Sealer
+from tenure.sqlite import sqlite3
 from tests.ops.conftest import RunCli
 from tests.ops.tables import contents
 

@@ -42,6 +42,7 @@ def test_every_check_passes_on_a_healthy_installation(healthy: Settings) -> None
 
     assert [(f.check, f.status) for f in findings] == [
         ("configuration", Status.OK),
+        *([("sqlite", Status.OK)] if healthy.is_sqlite else []),
         ("database", Status.OK),
         ("schema", Status.OK),
         ("keyring", Status.OK),
@@ -401,6 +402,7 @@ def test_doctor_command_json_on_a_healthy_installation(
     assert report["status"] == "ok"
     assert [(c["check"], c["status"]) for c in report["checks"]] == [
         ("configuration", "ok"),
+        *([("sqlite", "ok")] if healthy.is_sqlite else []),
         ("database", "ok"),
         ("schema", "ok"),
         ("keyring", "ok"),

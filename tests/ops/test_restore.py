@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from tenure.core.time import UTCDateTime, utcnow
 from tenure.db import make_engine
 from tenure.ops import backup, demo, migrate, restore
 from tenure.security.fields import Sealer
+from tenure.sqlite import sqlite3
 from tests.ops.conftest import RunCli
 from tests.ops.tables import contents, fill_every_table
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 
 from sqlalchemy import Engine, make_url, text
 
 from tenure.config import Settings
+from tenure.sqlite import sqlite3
 from tests.reliability.served import server_env
 
 ORDERS_WITHOUT_LINES = """

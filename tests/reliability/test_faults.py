@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from sqlalchemy import make_url, text
 
 from tenure.config import Settings
 from tenure.db import make_engine
+from tenure.sqlite import sqlite3
 from tests.reliability.checks import audit_chain_intact, sqlite_problems
 from tests.reliability.served import Site, initialise, serving
 

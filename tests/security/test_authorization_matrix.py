@@ -44,7 +44,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.analytics import run as analytics_run
@@ -55,7 +55,7 @@ from tenure.config import Settings
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
-from tenure.db import make_engine, make_sessionmaker, unit_of_work
+from tenure.db import create_engine, make_engine, make_sessionmaker, unit_of_work
 from tenure.deps import get_principal
 from tenure.interactions import service as interactions_service
 from tenure.interactions.schemas import InteractionCreate, TaskCreate

@@ -4,11 +4,12 @@ answered 503 with ``Retry-After``, and the next one succeeds once the fault is g
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from tenure.sqlite import sqlite3
 
 # PostgreSQL SQLSTATEs: class 53 is "insufficient resources" (53100: disk full); these
 # mean another transaction holds what this one needs (lock timeout, statement timeout,

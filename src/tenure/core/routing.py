@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tenure.db import WriterLock, become_writer, writer_lock
+from tenure.sqlite import sqlite3
 
 INLINE = "tenure.inline"
 WRITER = "tenure.writer"

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import tarfile
 import tempfile
@@ -28,13 +27,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import Connection, create_engine, make_url, text
+from sqlalchemy import Connection, make_url, text
 from sqlalchemy.pool import NullPool
 
 from tenure import __version__
 from tenure.config import Settings
+from tenure.db import create_engine
 from tenure.ops import pgtools
 from tenure.ops.errors import OpsError
+from tenure.sqlite import sqlite3
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import sqlite3
 import stat
 import tempfile
 from collections.abc import Callable
@@ -14,12 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from tenure.config import Settings
+from tenure.db import create_engine
 from tenure.ops import backup, migrate
 from tenure.security import keyring
+from tenure.sqlite import has_wal_reset_bug, sqlite3
 
 
 class Status(StrEnum):
@@ -66,6 +67,10 @@ def run(load: Callable[[], Settings] = Settings, *, now: datetime | None = None)
             )
         ]
     findings = [check_configuration(settings)]
+    if settings.is_sqlite:
+        findings.append(check_sqlite_library())
+        if findings[-1].status == Status.FAIL:  # no engine can be made with it
+            return findings
     engine = _engine(settings)
     try:
         database = check_database(settings, engine)
@@ -154,6 +159,22 @@ def _check_sqlite(path: Path) -> Finding:
             restore_fix,
         )
     return Finding("database", Status.OK, f"{path} opens and passes its integrity check.")
+
+
+def check_sqlite_library(version: tuple[int, int, int] | None = None) -> Finding:
+    """The SQLite library itself: one with the WAL-reset bug can corrupt the database."""
+    version = version or sqlite3.sqlite_version_info
+    shown = ".".join(map(str, version))
+    if has_wal_reset_bug(version):
+        return Finding(
+            "sqlite",
+            Status.FAIL,
+            f"SQLite {shown} has the WAL-reset bug, which can corrupt the database while "
+            "the server writes (https://sqlite.org/wal.html#walresetbug).",
+            "Reinstall Tenure's locked dependencies (./run does), which include pysqlite3 "
+            "with a fixed SQLite.",
+        )
+    return Finding("sqlite", Status.OK, f"SQLite {shown}, without the WAL-reset bug.")
 
 
 def check_schema(engine: Engine) -> Finding:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from tenure.config import Settings
 from tenure.ops import backup, migrate, pgtools
 from tenure.ops.backup import Manifest, Progress
 from tenure.ops.errors import OpsError
+from tenure.sqlite import sqlite3
 
 # Empties the schema Tenure lives in, so objects a newer schema added (and the dump does
 # not know) do not survive the restore. Runs in the same transaction as the restore.
