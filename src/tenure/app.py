@@ -37,7 +37,6 @@ from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
-from tenure.deps import get_principal
 from tenure.interactions.api import router as interactions_router
 from tenure.interactions.api import tasks_router
 from tenure.interactions.web import router as interactions_web_router
@@ -84,7 +83,7 @@ class TenureApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         schema = super().openapi()
-        add_problem_responses(schema, self.routes, principal=get_principal)
+        add_problem_responses(schema, self.routes)
         return schema
 
 

@@ -4,10 +4,11 @@ what it hides, and that work which did not happen leaves none."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.audit import recorder
@@ -236,6 +237,56 @@ def test_orders_are_recorded_with_their_lines_and_status_changes(
     assert created.changes["total"] == {"old": None, "new": "5.00"}
     assert updated.action == "order.updated"
     assert updated.changes == {"status": {"old": "draft", "new": "placed"}}
+
+
+def test_a_new_order_is_recorded_with_every_value_as_a_flush_of_it_would_be(
+    work: sessionmaker[Session], actor: User, entries: Entries
+) -> None:
+    customer = _customer(work, actor)
+    with unit_of_work(work) as s:
+        pen = catalog_service.create(
+            session=s, data=ProductCreate(sku="P-1", name="Pen", unit_price=Decimal("2.50"))
+        )
+        ink = catalog_service.create(
+            session=s, data=ProductCreate(sku="P-2", name="Ink", unit_price=Decimal("7.00"))
+        )
+    with unit_of_work(work) as s:
+        order = orders_service.create(
+            scope=EVERYTHING,
+            session=s,
+            data=OrderCreate(
+                customer_id=customer.id,
+                status=OrderStatus.PLACED,
+                ordered_at=datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+                notes="call first",
+                lines=[
+                    OrderLineIn(product_id=ink.id, quantity=1, unit_price=Decimal("6.5")),
+                    OrderLineIn(product_id=pen.id, quantity=3),
+                ],
+            ),
+        )
+
+    (created,) = entries(entity_type="order")
+    assert (created.action, created.entity_id) == ("order.created", str(order.id))
+    assert created.changes == {
+        "lines": {
+            "old": None,
+            "new": [
+                {"product_id": ink.id, "quantity": 1, "unit_price": "6.50", "line_total": "6.50"},
+                {"product_id": pen.id, "quantity": 3, "unit_price": "2.50", "line_total": "7.50"},
+            ],
+        },
+        "customer_id": {"old": None, "new": customer.id},
+        "status": {"old": None, "new": "placed"},
+        "ordered_at": {"old": None, "new": "2026-03-04T05:06:07.890123Z"},
+        "currency": {"old": None, "new": "EUR"},
+        "total": {"old": None, "new": "14.00"},
+        "notes": {"old": None, "new": MASK},
+    }
+    with unit_of_work(work, write=False) as s:
+        stored = orders_service.get(scope=EVERYTHING, session=s, order_id=order.id)
+        flushed = recorder._snapshot(inspect(stored), "order", new=True)
+    assert created.changes == flushed
 
 
 def test_users_role_changes_disabling_and_api_keys_are_recorded_with_secrets_masked(

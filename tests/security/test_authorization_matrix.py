@@ -56,7 +56,6 @@ from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import create_engine, make_engine, make_sessionmaker, unit_of_work
-from tenure.deps import get_principal
 from tenure.interactions import service as interactions_service
 from tenure.interactions.schemas import InteractionCreate, TaskCreate
 from tenure.marketing import service as marketing_service
@@ -179,7 +178,11 @@ def _guards(route: RouteContext) -> tuple[frozenset[str], bool]:
         permission = getattr(dependant.call, "permission", None)
         if permission is not None:
             permissions.add(permission)
-        signed_in = signed_in or dependant.call in (get_principal, current_user)
+        signed_in = (
+            signed_in
+            or getattr(dependant.call, "signs_in", False)
+            or dependant.call is current_user
+        )
         pending.extend(dependant.dependencies)
     return frozenset(permissions), signed_in or bool(permissions)
 

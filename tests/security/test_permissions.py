@@ -24,7 +24,7 @@ from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate
 from tenure.db import unit_of_work
-from tenure.deps import get_principal, require
+from tenure.deps import require
 from tenure.marketing import service as marketing_service
 from tenure.marketing.schemas import CampaignCreate, SegmentCreate
 from tenure.models import metadata
@@ -111,7 +111,7 @@ def _guards(route: RouteContext) -> tuple[set[str], bool]:
         permission = getattr(dependant.call, "permission", None)
         if permission is not None:
             permissions.add(permission)
-        principal = principal or dependant.call is get_principal
+        principal = principal or getattr(dependant.call, "signs_in", False)
         pending.extend(dependant.dependencies)
     return permissions, principal
 

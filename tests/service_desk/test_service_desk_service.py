@@ -217,7 +217,7 @@ def test_timeline_entries_are_the_customers_tickets_opened_and_resolved_newest_f
         entries = service.timeline_entries(session=s, customer_id=ada, limit=10)
         two = service.timeline_entries(session=s, customer_id=ada, limit=2)
 
-    assert [(e.at, e.title, e.url) for e in entries] == [
+    assert [(e.at, str(e.title), e.url) for e in entries] == [
         (
             START + timedelta(days=3),
             "Ticket resolved: complaint at 02 08:00",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from tenure.analytics import rfm
 from tenure.analytics import service as analytics_service
@@ -32,6 +32,7 @@ from tenure.analytics.schemas import (
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import field_error
 from tenure.core.openapi import problems
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import Id
 from tenure.deps import ScopeDep, SessionDep, require
 from tenure.security.permissions import ANALYTICS_READ
@@ -48,7 +49,7 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 # Every route reads a run (404 without one) and may meet a part skipped for too little
 # history (422). Routes that name customers pass the caller's record scope to the service,
 # which shows only the customers in it; aggregates over the whole base need no scope.
-router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"], responses=problems(404, 422))
+router = SessionRouter(prefix="/api/v1/analytics", tags=["analytics"], responses=problems(404, 422))
 
 
 def _offset(cursor: str | None) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from tenure.analytics.errors import NoRun
 from tenure.analytics.models import AnalyticsCustomer, AnalyticsRun
 from tenure.catalog import service as catalog_service
 from tenure.core.errors import NotFound
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import Id
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
@@ -37,7 +38,7 @@ Reader = Annotated[User, page_require(ANALYTICS_READ)]
 RunId = Annotated[Id | None, Query()]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 LIST_SIZE = 25
 RULES_SHOWN = 20
 RUN_COMMAND = "tenure analytics run"

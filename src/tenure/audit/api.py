@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from tenure.audit import service
 from tenure.audit.schemas import AuditEntryRead
 from tenure.core.errors import InvalidInput
 from tenure.core.pagination import Page, parse_sort, to_page
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID, Instant
 from tenure.core.time import as_utc
 from tenure.deps import ListParamsDep, SessionDep, SettingsDep, require
@@ -18,7 +19,7 @@ from tenure.security.permissions import AUDIT_READ
 
 Auditor = Annotated[User, Depends(require(AUDIT_READ))]
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = SessionRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
 @router.get("", response_model=Page[AuditEntryRead])

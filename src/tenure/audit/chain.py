@@ -49,6 +49,7 @@ _USERS = User.__table__
 _EMAILS = select(_USERS.c.id, _USERS.c.email).where(
     _USERS.c.id.in_(bindparam("ids", expanding=True))
 )
+_EMAIL = Prepared(select(_USERS.c.email).where(_USERS.c.id == bindparam("id")))
 _INSERT = insert(table)
 
 
@@ -126,6 +127,10 @@ def _emails(conn: Connection, user_ids: set[int | None]) -> dict[int, str]:
     ids = {i for i in user_ids if i is not None}
     if not ids:
         return {}
+    if len(ids) == 1:  # nearly every write: one actor, looked up without the IN list
+        (user_id,) = ids
+        row = _EMAIL.first(conn, id=user_id)
+        return {} if row is None else {user_id: row[0]}
     found = conn.execute(_EMAILS, {"ids": sorted(ids)})
     return {row[0]: row[1] for row in found}
 

@@ -342,6 +342,30 @@ def _fields(state: InstanceState[Any]) -> Iterable[tuple[str, Any]]:
         yield prop.key, prop
 
 
+def add_created(
+    session: Session, *, entity_type: str, entity_id: str, values: dict[str, Any]
+) -> None:
+    """Queue the entry for a record inserted without the ORM, as a flush of it would have
+    made it: ``values`` by field (related rows described by their own values, without
+    their keys), in the order of the model's fields."""
+    changes = {
+        ALIASES.get(key, key): _masked(entity_type, key, {"old": None, "new": value})
+        for key, value in values.items()
+        if key not in IGNORED and not _empty(value)
+    }
+    add(
+        session,
+        action=f"{entity_type}.created",
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes,
+    )
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
 def _snapshot(
     state: InstanceState[Any], entity_type: str, *, new: bool
 ) -> dict[str, dict[str, Any]]:
@@ -351,7 +375,7 @@ def _snapshot(
         value = state.dict.get(key)
         if isinstance(prop, RelationshipProperty):
             value = _items(prop, value or ())
-        if value is None or value == [] or value == {}:
+        if _empty(value):
             continue
         pair = {"old": None, "new": value} if new else {"old": value, "new": None}
         changes[ALIASES.get(key, key)] = _masked(entity_type, key, pair)

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Response, status
 
 from tenure.catalog import service
-from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate, ProductRead, ProductUpdate
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, tagged
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
@@ -21,11 +20,6 @@ Reader = Annotated[Principal, Depends(require(PRODUCTS_READ))]
 Writer = Annotated[Principal, Depends(require(PRODUCTS_WRITE))]
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
-
-
-def _read(product: Product, response: Response) -> ProductRead:
-    response.headers["ETag"] = etag(product.version)
-    return ProductRead.model_validate(product)
 
 
 @router.get("", response_model=Page[ProductRead])
@@ -58,7 +52,7 @@ def create_product(
     """Create a product; the SKU must be unique."""
     product = service.create(session=session, data=body)
     response.headers["Location"] = f"/api/v1/products/{product.id}"
-    return _read(product, response)
+    return tagged(ProductRead, product, response)
 
 
 @router.get("/{product_id}", response_model=ProductRead)
@@ -66,7 +60,7 @@ def get_product(
     product_id: Id, response: Response, session: SessionDep, _actor: Reader
 ) -> ProductRead:
     """One product."""
-    return _read(service.get(session=session, product_id=product_id), response)
+    return tagged(ProductRead, service.get(session=session, product_id=product_id), response)
 
 
 @router.patch("/{product_id}", response_model=ProductRead)
@@ -81,7 +75,9 @@ def update_product(
     """Change the fields sent."""
     product = service.get(session=session, product_id=product_id)
     check_if_match(if_match, product.version)
-    return _read(service.update(session=session, product=product, data=body), response)
+    return tagged(
+        ProductRead, service.update(session=session, product=product, data=body), response
+    )
 
 
 @router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -100,4 +96,4 @@ def restore_product(
     product_id: Id, response: Response, session: SessionDep, _actor: Writer
 ) -> ProductRead:
     """Bring a product back from the trash."""
-    return _read(service.restore(session=session, product_id=product_id), response)
+    return tagged(ProductRead, service.restore(session=session, product_id=product_id), response)

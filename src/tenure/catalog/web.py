@@ -5,40 +5,34 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from tenure.catalog import service
 from tenure.catalog.models import Product
 from tenure.catalog.schemas import ProductCreate, ProductUpdate
-from tenure.core.errors import Conflict, InvalidInput, NotFound
+from tenure.core.errors import Conflict, InvalidInput
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.routing import SessionRouter
 from tenure.deps import SessionDep
 from tenure.security.models import User
 from tenure.security.permissions import PRODUCTS_READ, PRODUCTS_WRITE
-from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse, path_id
 from tenure.web.session import Csrf, page_require
 from tenure.web.templating import gettext_for, is_htmx, render
 
 Reader = Annotated[User, page_require(PRODUCTS_READ)]
 Writer = Annotated[User, page_require(PRODUCTS_WRITE)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SORTS = ("name", "-name", "sku", "-created_at")
 FIELDS = ("sku", "name", "category", "description", "unit_price", "currency")
 
 
-def product_id_param(product_id: int) -> int:
-    if not 1 <= product_id <= MAX_ID:
-        raise NotFound(f"There is no product {product_id}.")
-    return product_id
-
-
-ProductId = Annotated[int, Depends(product_id_param)]
+ProductId = Annotated[int, Depends(path_id("product"))]
 
 
 def _friendly(request: Request, errors: FieldErrors) -> FieldErrors:

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
+from fastapi import Response
+from pydantic import BaseModel
+
 from tenure.core.errors import PreconditionFailed
+
+ReadModel = TypeVar("ReadModel", bound=BaseModel)
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
 
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def tagged(model: type[ReadModel], record: Versioned, response: Response) -> ReadModel:
+    """``record`` read as ``model``, its version in ``ETag`` so that the next change can
+    send it back in ``If-Match``."""
+    response.headers["ETag"] = etag(record.version)
+    return model.model_validate(record, from_attributes=True)
 
 
 def check_if_match(if_match: str | None, version: int) -> None:

@@ -16,7 +16,7 @@ A route adds answers only it gives with ``responses=problems(...)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -91,16 +91,14 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(sub)
 
 
-def statuses(
-    route: APIRoute, dependant: Dependant, method: str, *, principal: Callable[..., Any]
-) -> set[int]:
-    """The problem answers ``route`` can give for ``method``, from what the route is:
-    ``principal`` is the dependency that signs the caller in, and a dependency with a
-    ``permission`` attribute checks one."""
+def statuses(route: APIRoute, dependant: Dependant, method: str) -> set[int]:
+    """The problem answers ``route`` can give for ``method``, from what the route is: a
+    dependency marked ``signs_in`` signs the caller in (``tenure.deps.signs_in``), and a
+    dependency with a ``permission`` attribute checks one."""
     found = {503}
     dependants = list(_dependants(dependant))
     calls = [d.call for d in dependants]
-    if any(call is principal or hasattr(call, "permission") for call in calls):
+    if any(getattr(call, "signs_in", False) or hasattr(call, "permission") for call in calls):
         found.add(401)
     if any(hasattr(call, "permission") for call in calls):
         found.add(403)
@@ -132,9 +130,7 @@ def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[APIRoute, Any]]:
             yield route, context
 
 
-def add_problem_responses(
-    schema: dict[str, Any], routes: Sequence[BaseRoute], *, principal: Callable[..., Any]
-) -> None:
+def add_problem_responses(schema: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
     """Write the problem answers of every API operation into ``schema`` (in place; doing it
     again changes nothing). Routes outside ``/api/`` (health probes) keep their own."""
     components = schema.setdefault("components", {})
@@ -154,7 +150,7 @@ def add_problem_responses(
             operation = schema.get("paths", {}).get(context.path_format, {}).get(method.lower())
             if operation is None:
                 continue
-            found = statuses(route, context.dependant, method, principal=principal)
+            found = statuses(route, context.dependant, method)
             responses = operation.setdefault("responses", {})
             for status in sorted(found):
                 declared = responses.get(str(status))

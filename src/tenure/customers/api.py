@@ -13,7 +13,7 @@ from tenure.core.concurrency import check_if_match, etag
 from tenure.core.errors import PermissionDenied
 from tenure.core.pagination import Page, Slice, parse_sort, to_page
 from tenure.core.responses import model_response
-from tenure.core.routing import INLINE, APIRouter
+from tenure.core.routing import INLINE, APIRouter, request_session
 from tenure.core.schemas import Id
 from tenure.customers import exports, personal, privacy, service
 from tenure.customers.models import Customer
@@ -30,10 +30,11 @@ from tenure.customers.schemas import (
 from tenure.deps import (
     IfMatch,
     ListParamsDep,
-    PrincipalDep,
     ScopeDep,
     SessionDep,
     SettingsDep,
+    authenticated,
+    needs_session,
     require,
 )
 from tenure.orders import service as orders_service
@@ -61,11 +62,15 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 def _detail(session: SessionDep, customer: Customer, response: Response) -> CustomerDetail:
     """The customer as answered to a write: masked, like every response that is kept for
     an Idempotency-Key retry."""
-    totals = orders_service.customer_totals(session=session, customer_id=customer.id)
     response.headers["ETag"] = etag(customer.version)
-    return CustomerDetail(
-        **dict(service.view(session=session, customer=customer)),
-        summary=CustomerSummary.model_validate(totals, from_attributes=True),
+    return _with_summary(session, service.view(session=session, customer=customer))
+
+
+def _with_summary(session: Session, customer: CustomerRead) -> CustomerDetail:
+    """``customer`` (already validated: not checked again) with their order summary."""
+    totals = orders_service.customer_totals(session=session, customer_id=customer.id)
+    return CustomerDetail.model_construct(
+        **dict(customer), summary=CustomerSummary.model_validate(totals, from_attributes=True)
     )
 
 
@@ -198,9 +203,10 @@ def export_customers(
     )
 
 
+@needs_session
 async def _reveal(
-    session: SessionDep,
-    principal: PrincipalDep,
+    request: Request,
+    background: BackgroundTasks,
     reveal: Annotated[
         bool,
         Query(
@@ -210,6 +216,7 @@ async def _reveal(
     ] = False,
 ) -> bool:
     if reveal:
+        principal = await authenticated(request, background)
         if not has_permission(principal.role, CUSTOMERS_REVEAL):
             raise PermissionDenied(
                 f"Your role ({principal.role}) lacks '{CUSTOMERS_REVEAL}'.",
@@ -217,7 +224,7 @@ async def _reveal(
             )
         # The audit entry is written before the answer, and may wait for the write lock:
         # off the event loop (see tenure.core.routing).
-        session.info[INLINE] = False
+        request_session(request).info[INLINE] = False
     return reveal
 
 
@@ -246,11 +253,7 @@ def get_customer(
             fields=[name for name in personal.FIELDS if getattr(customer, name) is not None],
             purpose="view",
         )
-    totals = orders_service.customer_totals(session=session, customer_id=customer_id)
-    detail = CustomerDetail(
-        **dict(customer),
-        summary=CustomerSummary.model_validate(totals, from_attributes=True),
-    )
+    detail = _with_summary(session, customer)
     headers = {"ETag": etag(customer.version)}
     if reveal:
         headers["Cache-Control"] = "no-store"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,7 +24,7 @@ from tenure.audit.models import AuditEntry
 from tenure.audit.recorder import MASK
 from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
 from tenure.core.pagination import MAX_LIMIT, Sort, parse_sort
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.routing import SessionRouter
 from tenure.customers import exports, personal, privacy, service
 from tenure.customers.models import Customer
 from tenure.customers.schemas import CustomerCreate, CustomerUpdate, Kind, LifecycleStage
@@ -45,12 +45,12 @@ from tenure.security.permissions import (
 )
 from tenure.security.scope import RecordScope
 from tenure.timeline import web as timeline_web
-from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, parse, path_id
 from tenure.web.i18n import Formatter
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render, request_locale
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 ORDERS_PAGE_SIZE = 20
@@ -86,13 +86,7 @@ Revealer = Annotated[User, page_require(CUSTOMERS_REVEAL)]
 Values = dict[str, str]
 
 
-def customer_id_param(customer_id: int) -> int:
-    if not 1 <= customer_id <= MAX_ID:
-        raise NotFound(f"There is no customer {customer_id}.")
-    return customer_id
-
-
-CustomerId = Annotated[int, Depends(customer_id_param)]
+CustomerId = Annotated[int, Depends(path_id("customer"))]
 
 
 def load_customer(customer_id: CustomerId, session: SessionDep, scope: PageScope) -> Customer:

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Response, status
 
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, tagged
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.interactions import service
-from tenure.interactions.models import Interaction, Task
 from tenure.interactions.schemas import (
     InteractionCreate,
     InteractionKind,
@@ -38,16 +37,6 @@ TaskWriter = Annotated[Principal, Depends(require(TASKS_WRITE))]
 
 router = APIRouter(prefix="/api/v1/interactions", tags=["interactions"])
 tasks_router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-
-
-def _read(interaction: Interaction, response: Response) -> InteractionRead:
-    response.headers["ETag"] = etag(interaction.version)
-    return InteractionRead.model_validate(interaction)
-
-
-def _task(task: Task, response: Response) -> TaskRead:
-    response.headers["ETag"] = etag(task.version)
-    return TaskRead.model_validate(task)
 
 
 @router.get("", response_model=Page[InteractionRead])
@@ -95,7 +84,7 @@ def log_interaction(
     """Log a note, call, meeting or email with a customer you reach; you are its author."""
     interaction = service.log(session=session, data=body, author_id=actor.user_id, scope=scope)
     response.headers["Location"] = f"/api/v1/interactions/{interaction.id}"
-    return _read(interaction, response)
+    return tagged(InteractionRead, interaction, response)
 
 
 @router.get("/{interaction_id}", response_model=InteractionRead)
@@ -104,7 +93,7 @@ def get_interaction(
 ) -> InteractionRead:
     """One interaction."""
     found = service.get_interaction(session=session, interaction_id=interaction_id, scope=scope)
-    return _read(found, response)
+    return tagged(InteractionRead, found, response)
 
 
 @router.patch("/{interaction_id}", response_model=InteractionRead)
@@ -121,7 +110,7 @@ def update_interaction(
     found = service.get_interaction(session=session, interaction_id=interaction_id, scope=scope)
     check_if_match(if_match, found.version)
     updated = service.update_interaction(session=session, interaction=found, data=body, scope=scope)
-    return _read(updated, response)
+    return tagged(InteractionRead, updated, response)
 
 
 @router.delete("/{interaction_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -147,7 +136,7 @@ def restore_interaction(
     restored = service.restore_interaction(
         session=session, interaction_id=interaction_id, scope=scope
     )
-    return _read(restored, response)
+    return tagged(InteractionRead, restored, response)
 
 
 # --- tasks ----------------------------------------------------------------------------
@@ -193,7 +182,7 @@ def create_task(
     themselves, a manager their team: 403 ``assignee-not-assignable``)."""
     task = service.create_task(session=session, data=body, actor_id=actor.user_id, scope=scope)
     response.headers["Location"] = f"/api/v1/tasks/{task.id}"
-    return _task(task, response)
+    return tagged(TaskRead, task, response)
 
 
 @tasks_router.get("/{task_id}", response_model=TaskRead)
@@ -201,7 +190,9 @@ def get_task(
     task_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: TaskReader
 ) -> TaskRead:
     """One task."""
-    return _task(service.get_task(session=session, task_id=task_id, scope=scope), response)
+    return tagged(
+        TaskRead, service.get_task(session=session, task_id=task_id, scope=scope), response
+    )
 
 
 @tasks_router.patch("/{task_id}", response_model=TaskRead)
@@ -217,7 +208,9 @@ def update_task(
     """Change the fields sent."""
     task = service.get_task(session=session, task_id=task_id, scope=scope)
     check_if_match(if_match, task.version)
-    return _task(service.update_task(session=session, task=task, data=body, scope=scope), response)
+    return tagged(
+        TaskRead, service.update_task(session=session, task=task, data=body, scope=scope), response
+    )
 
 
 @tasks_router.post("/{task_id}/complete", response_model=TaskRead)
@@ -232,7 +225,7 @@ def complete_task(
     """Mark a task done."""
     task = service.get_task(session=session, task_id=task_id, scope=scope)
     check_if_match(if_match, task.version)
-    return _task(service.complete_task(session=session, task=task), response)
+    return tagged(TaskRead, service.complete_task(session=session, task=task), response)
 
 
 @tasks_router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -251,4 +244,6 @@ def restore_task(
     task_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: TaskWriter
 ) -> TaskRead:
     """Bring a task back from the trash."""
-    return _task(service.restore_task(session=session, task_id=task_id, scope=scope), response)
+    return tagged(
+        TaskRead, service.restore_task(session=session, task_id=task_id, scope=scope), response
+    )

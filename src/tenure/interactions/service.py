@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tenure.core.errors import NotFound, PermissionDenied, field_error
 from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
-from tenure.core.timeline import TimelineEntry
+from tenure.core.timeline import N_, Message, Text, TimelineEntry
 from tenure.customers import service as customers_service
 from tenure.interactions.models import Interaction, Task
 from tenure.interactions.schemas import (
@@ -238,6 +238,15 @@ def list_interactions(
     )
 
 
+# What each kind of interaction says on the customer's timeline.
+INTERACTION_TITLES = {
+    "note": N_("Note: %(subject)s"),
+    "call": N_("Call: %(subject)s"),
+    "meeting": N_("Meeting: %(subject)s"),
+    "email": N_("Email: %(subject)s"),
+}
+
+
 def interaction_entries(
     *, session: Session, customer_id: int, limit: int, before: datetime | None = None
 ) -> list[TimelineEntry]:
@@ -252,15 +261,25 @@ def interaction_entries(
         stmt = stmt.where(Interaction.occurred_at < before)
     entries = []
     for item in session.scalars(stmt):
-        detail = (item.body or "")[:200] or None
+        body = (item.body or "")[:200] or None
+        detail: Text | None = body
         if item.duration_minutes:
-            minutes = f"{item.duration_minutes} min"
-            detail = f"{minutes} · {detail}" if detail else minutes
+            minutes = {"minutes": item.duration_minutes}
+            detail = (
+                Message(N_("%(minutes)s min · %(body)s"), {**minutes, "body": body})
+                if body
+                else Message(N_("%(minutes)s min"), minutes)
+            )
+        title = INTERACTION_TITLES.get(item.kind)
         entries.append(
             TimelineEntry(
                 at=as_utc(item.occurred_at),
                 kind="interaction",
-                title=f"{item.kind.capitalize()}: {item.subject}",
+                title=(
+                    Message(title, {"subject": item.subject})
+                    if title
+                    else f"{item.kind.capitalize()}: {item.subject}"
+                ),
                 detail=detail,
                 url=f"/interactions/{item.id}",
             )
@@ -476,12 +495,16 @@ def task_entries(
         stmt = stmt.where(Task.created_at < before)
     entries = []
     for task in session.scalars(stmt):
-        due = f"due {as_utc(task.due_at):%Y-%m-%d}" if task.due_at else None
+        due = (
+            Message(N_("due %(date)s"), {"date": f"{as_utc(task.due_at):%Y-%m-%d}"})
+            if task.due_at
+            else None
+        )
         entries.append(
             TimelineEntry(
                 at=as_utc(task.created_at),
                 kind="task",
-                title=f"Task: {task.title}",
+                title=Message(N_("Task: %(title)s"), {"title": task.title}),
                 detail=due,
                 url="/tasks",
             )
@@ -491,7 +514,7 @@ def task_entries(
                 TimelineEntry(
                     at=as_utc(task.completed_at),
                     kind="task",
-                    title=f"Task done: {task.title}",
+                    title=Message(N_("Task done: %(title)s"), {"title": task.title}),
                     url="/tasks",
                 )
             )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tenure.core.errors import InvalidInput, NotFound, PermissionDenied
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.errors import InvalidInput, PermissionDenied
+from tenure.core.routing import SessionRouter
 from tenure.core.time import as_utc, utcnow
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
@@ -23,7 +23,7 @@ from tenure.security.permissions import (
     TASKS_READ,
     TASKS_WRITE,
 )
-from tenure.web.forms import FormDep, errors_of, form_dict, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, parse, path_id
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, is_htmx, render
 
@@ -32,31 +32,13 @@ Writer = Annotated[User, page_require(INTERACTIONS_WRITE)]
 TaskReader = Annotated[User, page_require(TASKS_READ)]
 TaskWriter = Annotated[User, page_require(TASKS_WRITE)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 KINDS = [k.value for k in InteractionKind]
 
 
-def interaction_id_param(interaction_id: int) -> int:
-    if not 1 <= interaction_id <= MAX_ID:
-        raise NotFound(f"There is no interaction {interaction_id}.")
-    return interaction_id
-
-
-def customer_id_param(customer_id: int) -> int:
-    if not 1 <= customer_id <= MAX_ID:
-        raise NotFound(f"There is no customer {customer_id}.")
-    return customer_id
-
-
-def task_id_param(task_id: int) -> int:
-    if not 1 <= task_id <= MAX_ID:
-        raise NotFound(f"There is no task {task_id}.")
-    return task_id
-
-
-InteractionId = Annotated[int, Depends(interaction_id_param)]
-CustomerId = Annotated[int, Depends(customer_id_param)]
-TaskId = Annotated[int, Depends(task_id_param)]
+InteractionId = Annotated[int, Depends(path_id("interaction"))]
+CustomerId = Annotated[int, Depends(path_id("customer"))]
+TaskId = Annotated[int, Depends(path_id("task"))]
 
 
 @router.post("/customers/{customer_id:int}/interactions", dependencies=[Csrf])

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Request, Response, status
 
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, tagged
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.marketing import sending, service
-from tenure.marketing.models import Campaign, Segment
 from tenure.marketing.schemas import (
     CampaignCreate,
     CampaignRead,
@@ -49,16 +48,6 @@ segments_router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 campaigns_router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 
 
-def _segment(segment: Segment, response: Response) -> SegmentRead:
-    response.headers["ETag"] = etag(segment.version)
-    return SegmentRead.model_validate(segment)
-
-
-def _campaign(campaign: Campaign, response: Response) -> CampaignRead:
-    response.headers["ETag"] = etag(campaign.version)
-    return CampaignRead.model_validate(campaign)
-
-
 # --- segments -------------------------------------------------------------------------
 
 
@@ -89,7 +78,7 @@ def create_segment(
     is refused (422 naming it) and nothing is saved."""
     segment = service.create_segment(session=session, data=body, scope=scope)
     response.headers["Location"] = f"/api/v1/segments/{segment.id}"
-    return _segment(segment, response)
+    return tagged(SegmentRead, segment, response)
 
 
 @segments_router.post("/preview", response_model=SegmentPreview)
@@ -112,7 +101,9 @@ def get_segment(
     segment_id: Id, response: Response, session: SessionDep, _actor: SegmentReader
 ) -> SegmentRead:
     """One segment."""
-    return _segment(service.get_segment(session=session, segment_id=segment_id), response)
+    return tagged(
+        SegmentRead, service.get_segment(session=session, segment_id=segment_id), response
+    )
 
 
 @segments_router.get("/{segment_id}/members", response_model=Page[MemberCustomer])
@@ -152,7 +143,7 @@ def update_segment(
     segment = service.get_segment(session=session, segment_id=segment_id)
     check_if_match(if_match, segment.version)
     segment = service.update_segment(session=session, segment=segment, data=body, scope=scope)
-    return _segment(segment, response)
+    return tagged(SegmentRead, segment, response)
 
 
 @segments_router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -171,7 +162,9 @@ def restore_segment(
     segment_id: Id, response: Response, session: SessionDep, _actor: SegmentWriter
 ) -> SegmentRead:
     """Bring a segment back from the trash."""
-    return _segment(service.restore_segment(session=session, segment_id=segment_id), response)
+    return tagged(
+        SegmentRead, service.restore_segment(session=session, segment_id=segment_id), response
+    )
 
 
 # --- campaigns ------------------------------------------------------------------------
@@ -205,7 +198,7 @@ def create_campaign(
     template and line otherwise)."""
     campaign = service.create_campaign(session=session, data=body)
     response.headers["Location"] = f"/api/v1/campaigns/{campaign.id}"
-    return _campaign(campaign, response)
+    return tagged(CampaignRead, campaign, response)
 
 
 @campaigns_router.get("/{campaign_id}", response_model=CampaignRead)
@@ -213,7 +206,9 @@ def get_campaign(
     campaign_id: Id, response: Response, session: SessionDep, _actor: CampaignReader
 ) -> CampaignRead:
     """One campaign."""
-    return _campaign(service.get_campaign(session=session, campaign_id=campaign_id), response)
+    return tagged(
+        CampaignRead, service.get_campaign(session=session, campaign_id=campaign_id), response
+    )
 
 
 @campaigns_router.patch("/{campaign_id}", response_model=CampaignRead)
@@ -228,8 +223,10 @@ def update_campaign(
     """Change a campaign, or its status by the allowed transitions (cancel, complete)."""
     campaign = service.get_campaign(session=session, campaign_id=campaign_id)
     check_if_match(if_match, campaign.version)
-    return _campaign(
-        service.update_campaign(session=session, campaign=campaign, data=body), response
+    return tagged(
+        CampaignRead,
+        service.update_campaign(session=session, campaign=campaign, data=body),
+        response,
     )
 
 
@@ -249,7 +246,9 @@ def restore_campaign(
     campaign_id: Id, response: Response, session: SessionDep, _actor: CampaignWriter
 ) -> CampaignRead:
     """Bring a campaign back from the trash."""
-    return _campaign(service.restore_campaign(session=session, campaign_id=campaign_id), response)
+    return tagged(
+        CampaignRead, service.restore_campaign(session=session, campaign_id=campaign_id), response
+    )
 
 
 @campaigns_router.post("/{campaign_id}/launch", response_model=CampaignRead)
@@ -265,7 +264,9 @@ def launch_campaign(
     start the campaign (scheduled when ``starts_at`` is later)."""
     campaign = service.get_campaign(session=session, campaign_id=campaign_id)
     check_if_match(if_match, campaign.version)
-    return _campaign(service.launch(session=session, campaign=campaign, scope=scope), response)
+    return tagged(
+        CampaignRead, service.launch(session=session, campaign=campaign, scope=scope), response
+    )
 
 
 @campaigns_router.post(

@@ -4,16 +4,17 @@ does not verify is 404 and records nothing."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from tenure.core.routing import SessionRouter
 from tenure.db import become_writer
 from tenure.deps import SessionDep
 from tenure.marketing import service, tracking
 from tenure.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 

@@ -20,7 +20,7 @@ from tenure.core.errors import IllegalTransition, NotFound, field_error
 from tenure.core.money import quantize
 from tenure.core.pagination import Slice, Sort, SortField, capped_count, keyset_page
 from tenure.core.time import as_utc, utcnow
-from tenure.core.timeline import TimelineEntry
+from tenure.core.timeline import N_, Message, TimelineEntry
 from tenure.customers.models import Customer
 from tenure.marketing import email, segments, tracking
 from tenure.marketing.errors import BadLink, EmptySegment, MailUnavailable, NotSendable
@@ -711,6 +711,18 @@ def results(*, session: Session, campaign: Campaign) -> CampaignResults:
 # --- timeline -------------------------------------------------------------------------
 
 
+# What each response says on the customer's timeline.
+RESPONSE_TITLES = {
+    "sent": N_("%(campaign)s: sent"),
+    "delivered": N_("%(campaign)s: delivered"),
+    "bounced": N_("%(campaign)s: bounced"),
+    "opened": N_("%(campaign)s: opened"),
+    "clicked": N_("%(campaign)s: clicked"),
+    "unsubscribed": N_("%(campaign)s: unsubscribed"),
+    "converted": N_("%(campaign)s: converted"),
+}
+
+
 def timeline_entries(
     *, session: Session, customer_id: int, limit: int, before: datetime | None = None
 ) -> list[TimelineEntry]:
@@ -729,7 +741,11 @@ def timeline_entries(
         TimelineEntry(
             at=as_utc(response.at),
             kind="campaign",
-            title=f"{name}: {response.kind}",
+            title=(
+                Message(RESPONSE_TITLES[response.kind], {"campaign": name})
+                if response.kind in RESPONSE_TITLES
+                else f"{name}: {response.kind}"
+            ),
             detail=response.detail,
             url=f"/campaigns/{response.campaign_id}",
         )

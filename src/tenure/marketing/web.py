@@ -9,16 +9,16 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from tenure.analytics import charts as analytics_charts
 from tenure.config import Settings
-from tenure.core.errors import NotFound, TenureError
+from tenure.core.errors import TenureError
 from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
-from tenure.core.schemas import MAX_ID
+from tenure.core.routing import SessionRouter
 from tenure.core.time import as_utc
 from tenure.deps import SessionDep, SettingsDep
 from tenure.marketing import charts, email, segments, sending, service
@@ -40,7 +40,7 @@ from tenure.security.permissions import (
     SEGMENTS_READ,
     SEGMENTS_WRITE,
 )
-from tenure.web.forms import FormDep, errors_of, form_dict, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, parse, path_id
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render, request_locale
 
@@ -51,27 +51,13 @@ CampaignWriter = Annotated[User, page_require(CAMPAIGNS_WRITE)]
 CampaignSender = Annotated[User, page_require(CAMPAIGNS_SEND)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 BUILDER_ROWS = 6
 
 
-def _id(value: int, what: str) -> int:
-    if not 1 <= value <= MAX_ID:
-        raise NotFound(f"There is no {what} {value}.")
-    return value
-
-
-def segment_id_param(segment_id: int) -> int:
-    return _id(segment_id, "segment")
-
-
-def campaign_id_param(campaign_id: int) -> int:
-    return _id(campaign_id, "campaign")
-
-
-SegmentId = Annotated[int, Depends(segment_id_param)]
-CampaignId = Annotated[int, Depends(campaign_id_param)]
+SegmentId = Annotated[int, Depends(path_id("segment"))]
+CampaignId = Annotated[int, Depends(path_id("campaign"))]
 
 
 # --- the segment builder: rows of field, operator and value ---------------------------

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
+from tenure.core.routing import SessionRouter
 from tenure.core.time import utcnow
 from tenure.deps import SessionDep, SettingsDep, require
 from tenure.observability import operations
 from tenure.observability.schemas import Overview
 from tenure.security.permissions import OPERATIONS_READ
 
-router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
+router = SessionRouter(prefix="/api/v1/operations", tags=["operations"])
 
 
 @router.get("", response_model=Overview, dependencies=[Depends(require(OPERATIONS_READ))])

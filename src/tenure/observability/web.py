@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
+from tenure.core.routing import SessionRouter
 from tenure.core.time import utcnow
 from tenure.deps import SessionDep, SettingsDep
 from tenure.observability import operations
@@ -28,7 +29,7 @@ from tenure.web.templating import gettext_for, is_htmx, render, request_locale
 OperationsReader = Annotated[User, page_require(OPERATIONS_READ)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 REFRESH_SECONDS = 60
 
 

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Response, status
 
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, etag, tagged
 from tenure.core.pagination import Page, parse_sort, to_page
-from tenure.core.routing import APIRouter
+from tenure.core.routing import APIRouter, run_db
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.orders import service
-from tenure.orders.models import Order
 from tenure.orders.schemas import OrderCreate, OrderRead, OrderStatus, OrderUpdate
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
 from tenure.security.service import Principal
@@ -21,11 +20,6 @@ Reader = Annotated[Principal, Depends(require(ORDERS_READ))]
 Writer = Annotated[Principal, Depends(require(ORDERS_WRITE))]
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
-
-
-def _read(order: Order, response: Response) -> OrderRead:
-    response.headers["ETag"] = etag(order.version)
-    return OrderRead.model_validate(order)
 
 
 @router.get("", response_model=Page[OrderRead])
@@ -54,15 +48,25 @@ def list_orders(
     return to_page(result, OrderRead.model_validate)
 
 
+async def prepared_order(
+    body: OrderCreate, session: SessionDep, scope: ScopeDep, _actor: Writer
+) -> service.NewOrder:
+    """The new order checked and priced before the handler runs: on SQLite a writer's
+    handler holds the write lock, and none of this needs it."""
+    return await run_db(session, service.prepare, session=session, data=body, scope=scope)
+
+
+NewOrderDep = Annotated[service.NewOrder, Depends(prepared_order)]
+
+
 @router.post("", response_model=OrderRead, status_code=status.HTTP_201_CREATED)
-def create_order(
-    body: OrderCreate, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
-) -> OrderRead:
+def create_order(order: NewOrderDep, response: Response, session: SessionDep) -> OrderRead:
     """Create an order for a customer you reach; totals are computed here, in exact
     decimals."""
-    order = service.create(session=session, data=body, scope=scope)
-    response.headers["Location"] = f"/api/v1/orders/{order.id}"
-    return _read(order, response)
+    placed = service.place(session=session, order=order)
+    response.headers["Location"] = f"/api/v1/orders/{placed.id}"
+    response.headers["ETag"] = etag(placed.version)
+    return placed
 
 
 @router.get("/{order_id}", response_model=OrderRead)
@@ -70,7 +74,7 @@ def get_order(
     order_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Reader
 ) -> OrderRead:
     """One order with its lines."""
-    return _read(service.get(session=session, order_id=order_id, scope=scope), response)
+    return tagged(OrderRead, service.get(session=session, order_id=order_id, scope=scope), response)
 
 
 @router.patch("/{order_id}", response_model=OrderRead)
@@ -86,7 +90,7 @@ def update_order(
     """Change status (allowed transitions only), date, notes, or a draft's lines."""
     order = service.get(session=session, order_id=order_id, scope=scope)
     check_if_match(if_match, order.version)
-    return _read(service.update(session=session, order=order, data=body), response)
+    return tagged(OrderRead, service.update(session=session, order=order, data=body), response)
 
 
 @router.delete("/{order_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -105,4 +109,6 @@ def restore_order(
     order_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
 ) -> OrderRead:
     """Bring an order back from the trash."""
-    return _read(service.restore(session=session, order_id=order_id, scope=scope), response)
+    return tagged(
+        OrderRead, service.restore(session=session, order_id=order_id, scope=scope), response
+    )

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,7 +22,7 @@ from tenure.catalog import service as catalog_service
 from tenure.catalog.models import Product
 from tenure.core.errors import IllegalTransition, InvalidInput, NotFound
 from tenure.core.pagination import MAX_LIMIT, parse_sort
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.routing import SessionRouter
 from tenure.customers import service as customers_service
 from tenure.customers.models import Customer
 from tenure.deps import SessionDep
@@ -39,7 +39,7 @@ from tenure.orders.schemas import (
 from tenure.security.models import User
 from tenure.security.permissions import ORDERS_READ, ORDERS_WRITE
 from tenure.security.scope import RecordScope
-from tenure.web.forms import FieldErrors, FormDep, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, form_dict, parse, path_id
 from tenure.web.messages import localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -48,7 +48,7 @@ Reader = Annotated[User, page_require(ORDERS_READ)]
 Writer = Annotated[User, page_require(ORDERS_WRITE)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SORTS = ("-id", "id", "-ordered_at", "ordered_at")
 SUGGESTIONS = 8
@@ -59,13 +59,7 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 START_STATUSES = [s for s in OrderStatus if s in INITIAL]
 
 
-def order_id_param(order_id: int) -> int:
-    if not 1 <= order_id <= MAX_ID:
-        raise NotFound(f"There is no order {order_id}.")
-    return order_id
-
-
-OrderId = Annotated[int, Depends(order_id_param)]
+OrderId = Annotated[int, Depends(path_id("order"))]
 
 
 @dataclass

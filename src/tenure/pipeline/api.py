@@ -6,14 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Response, status
 
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, tagged
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
 from tenure.core.schemas import Id
 from tenure.deps import IfMatch, ListParamsDep, ScopeDep, SessionDep, SettingsDep, require
 from tenure.orders.schemas import OrderRead
 from tenure.pipeline import service
-from tenure.pipeline.models import Opportunity, PipelineStage
 from tenure.pipeline.schemas import (
     Forecast,
     ForecastMonth,
@@ -45,16 +44,6 @@ router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"])
 stages_router = APIRouter(prefix="/api/v1/pipeline-stages", tags=["opportunities"])
 
 
-def _read(opportunity: Opportunity, response: Response) -> OpportunityRead:
-    response.headers["ETag"] = etag(opportunity.version)
-    return OpportunityRead.model_validate(opportunity)
-
-
-def _stage(stage: PipelineStage, response: Response) -> StageRead:
-    response.headers["ETag"] = etag(stage.version)
-    return StageRead.model_validate(stage)
-
-
 # --- stages ---------------------------------------------------------------------------
 
 
@@ -71,13 +60,13 @@ def create_stage(
     """Add a stage (kind open, won or lost; win probability 0-100)."""
     stage = service.create_stage(session=session, data=body)
     response.headers["Location"] = f"/api/v1/pipeline-stages/{stage.id}"
-    return _stage(stage, response)
+    return tagged(StageRead, stage, response)
 
 
 @stages_router.get("/{stage_id}", response_model=StageRead)
 def get_stage(stage_id: Id, response: Response, session: SessionDep, _actor: Reader) -> StageRead:
     """One stage."""
-    return _stage(service.get_stage(session=session, stage_id=stage_id), response)
+    return tagged(StageRead, service.get_stage(session=session, stage_id=stage_id), response)
 
 
 @stages_router.patch("/{stage_id}", response_model=StageRead)
@@ -92,7 +81,9 @@ def update_stage(
     """Rename, reorder or reweigh a stage; its kind changes only while it is empty."""
     stage = service.get_stage(session=session, stage_id=stage_id)
     check_if_match(if_match, stage.version)
-    return _stage(service.update_stage(session=session, stage=stage, data=body), response)
+    return tagged(
+        StageRead, service.update_stage(session=session, stage=stage, data=body), response
+    )
 
 
 @stages_router.delete("/{stage_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -168,7 +159,7 @@ def create_opportunity(
     ``owner-not-assignable``)."""
     opportunity = service.create(session=session, data=body, actor_id=actor.user_id, scope=scope)
     response.headers["Location"] = f"/api/v1/opportunities/{opportunity.id}"
-    return _read(opportunity, response)
+    return tagged(OpportunityRead, opportunity, response)
 
 
 @router.get("/{opportunity_id}", response_model=OpportunityRead)
@@ -176,7 +167,11 @@ def get_opportunity(
     opportunity_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Reader
 ) -> OpportunityRead:
     """One opportunity; ``ETag`` carries its version."""
-    return _read(service.get(session=session, opportunity_id=opportunity_id, scope=scope), response)
+    return tagged(
+        OpportunityRead,
+        service.get(session=session, opportunity_id=opportunity_id, scope=scope),
+        response,
+    )
 
 
 @router.get("/{opportunity_id}/history", response_model=list[StageChangeRead])
@@ -205,7 +200,7 @@ def update_opportunity(
     updated = service.update(
         session=session, opportunity=opportunity, data=body, actor_id=actor.user_id, scope=scope
     )
-    return _read(updated, response)
+    return tagged(OpportunityRead, updated, response)
 
 
 @router.post("/{opportunity_id}/move", response_model=OpportunityRead)
@@ -228,7 +223,7 @@ def move_opportunity(
         position=body.position,
         actor_id=actor.user_id,
     )
-    return _read(moved, response)
+    return tagged(OpportunityRead, moved, response)
 
 
 @router.post("/{opportunity_id}/order", response_model=OrderRead, status_code=201)
@@ -247,8 +242,7 @@ def order_opportunity(
     opportunity = service.get(session=session, opportunity_id=opportunity_id, scope=scope)
     order = service.create_order(session=session, opportunity=opportunity, data=body, scope=scope)
     response.headers["Location"] = f"/api/v1/orders/{order.id}"
-    response.headers["ETag"] = etag(order.version)
-    return OrderRead.model_validate(order)
+    return tagged(OrderRead, order, response)
 
 
 @router.delete("/{opportunity_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -271,6 +265,8 @@ def restore_opportunity(
     opportunity_id: Id, response: Response, session: SessionDep, scope: ScopeDep, _actor: Writer
 ) -> OpportunityRead:
     """Bring an opportunity back from the trash."""
-    return _read(
-        service.restore(session=session, opportunity_id=opportunity_id, scope=scope), response
+    return tagged(
+        OpportunityRead,
+        service.restore(session=session, opportunity_id=opportunity_id, scope=scope),
+        response,
     )

@@ -20,7 +20,7 @@ from tenure.core.errors import Conflict, NotFound, PermissionDenied, field_error
 from tenure.core.money import quantize
 from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
-from tenure.core.timeline import TimelineEntry
+from tenure.core.timeline import N_, Amount, Message, Text, TimelineEntry
 from tenure.customers import service as customers_service
 from tenure.orders import service as orders_service
 from tenure.orders.models import Order
@@ -681,17 +681,18 @@ def timeline_entries(
     for change, title, amount, currency in session.execute(stmt):
         stage = stages.get(change.to_stage_id)
         stage_name = stage.name if stage else "?"
-        money = f"{quantize(amount, currency)} {currency}"
+        money = Amount(amount, currency)
+        detail: Text
         if change.from_stage_id is None:
-            text = f"Opportunity opened: {title}"
-            detail = f"{stage_name} · {money}"
+            text = Message(N_("Opportunity opened: %(title)s"), {"title": title})
+            detail = Message(N_("%(stage)s · %(amount)s"), {"stage": stage_name, "amount": money})
         elif stage is not None and stage.kind == StageKind.WON:
-            text, detail = f"Opportunity won: {title}", money
+            text, detail = Message(N_("Opportunity won: %(title)s"), {"title": title}), money
         elif stage is not None and stage.kind == StageKind.LOST:
-            text, detail = f"Opportunity lost: {title}", money
+            text, detail = Message(N_("Opportunity lost: %(title)s"), {"title": title}), money
         else:
             previous = stages.get(change.from_stage_id)
-            text = f"Opportunity moved: {title}"
+            text = Message(N_("Opportunity moved: %(title)s"), {"title": title})
             detail = f"{previous.name if previous else '?'} → {stage_name}"
         entries.append(
             TimelineEntry(

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from tenure.catalog import service as catalog_service
-from tenure.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tenure.core.errors import Conflict, InvalidInput, PermissionDenied
 from tenure.core.pagination import MAX_LIMIT, parse_sort
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.routing import SessionRouter
 from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
@@ -40,7 +40,7 @@ from tenure.security.permissions import (
     has_permission,
 )
 from tenure.security.scope import RecordScope
-from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, form_id, parse
+from tenure.web.forms import FieldErrors, FormDep, errors_of, form_dict, form_id, parse, path_id
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -50,18 +50,12 @@ OrderWriter = Annotated[User, page_require(ORDERS_WRITE)]
 Admin = Annotated[User, page_require(PIPELINE_ADMIN)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 ORDER_ROWS = 3  # product lines offered by the order form
 
 
-def opportunity_id_param(opportunity_id: int) -> int:
-    if not 1 <= opportunity_id <= MAX_ID:
-        raise NotFound(f"There is no opportunity {opportunity_id}.")
-    return opportunity_id
-
-
-OpportunityId = Annotated[int, Depends(opportunity_id_param)]
+OpportunityId = Annotated[int, Depends(path_id("opportunity"))]
 
 
 def _owners(session: Session) -> dict[int, str]:
@@ -546,13 +540,7 @@ def _stages_page(
     return render(request, "pipeline/stages.html", context, status_code=status_code)
 
 
-def stage_id_param(stage_id: int) -> int:
-    if not 1 <= stage_id <= MAX_ID:
-        raise NotFound(f"There is no stage {stage_id}.")
-    return stage_id
-
-
-StageId = Annotated[int, Depends(stage_id_param)]
+StageId = Annotated[int, Depends(path_id("stage"))]
 
 
 @router.get("/pipeline/stages")

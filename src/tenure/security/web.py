@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from tenure.core.errors import Conflict, InvalidInput, NotFound
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
+from tenure.core.errors import Conflict, InvalidInput
+from tenure.core.routing import SessionRouter
 from tenure.deps import SessionDep
 from tenure.security import service
 from tenure.security.models import ApiKey, Team, User
@@ -29,7 +29,7 @@ from tenure.security.permissions import (
     has_permission,
 )
 from tenure.security.schemas import ApiKeyCreate, TeamCreate, TeamUpdate, UserCreate, UserUpdate
-from tenure.web.forms import FieldErrors, FormDep, form_dict, parse
+from tenure.web.forms import FieldErrors, FormDep, form_dict, parse, path_id
 from tenure.web.session import Csrf, WebUser, clear_session_cookie, page_require
 from tenure.web.templating import gettext_for, render
 
@@ -38,20 +38,14 @@ UsersWriter = Annotated[User, page_require(USERS_WRITE)]
 KeyHolder = Annotated[User, page_require(API_KEYS_MANAGE)]
 Gettext = Callable[[str], str]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 # Shown again after a refused create; never the password.
 USER_FIELDS = ("email", "name", "role", "team_id")
 # Responses that show a secret are kept by no cache (and by no idempotent replay).
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _user_id(user_id: int) -> int:
-    if not 1 <= user_id <= MAX_ID:
-        raise NotFound(f"There is no user {user_id}.")
-    return user_id
-
-
-def load_user(user_id: Annotated[int, Depends(_user_id)], session: SessionDep) -> User:
+def load_user(user_id: Annotated[int, Depends(path_id("user"))], session: SessionDep) -> User:
     """The user named in the path, or a 404 page."""
     return service.get_user(session=session, user_id=user_id)
 
@@ -59,13 +53,7 @@ def load_user(user_id: Annotated[int, Depends(_user_id)], session: SessionDep) -
 UserDep = Annotated[User, Depends(load_user)]
 
 
-def _key_id(key_id: int) -> int:
-    if not 1 <= key_id <= MAX_ID:
-        raise NotFound(f"There is no API key {key_id}.")
-    return key_id
-
-
-KeyId = Annotated[int, Depends(_key_id)]
+KeyId = Annotated[int, Depends(path_id("key", "API key"))]
 
 
 def role_labels(gettext: Gettext) -> dict[str, str]:
@@ -406,13 +394,7 @@ def revoke_own_key(session: SessionDep, user: KeyHolder, key_id: KeyId) -> Respo
 # ---------------------------------------------------------------- teams
 
 
-def _team_id(team_id: int) -> int:
-    if not 1 <= team_id <= MAX_ID:
-        raise NotFound(f"There is no team {team_id}.")
-    return team_id
-
-
-def load_team(team_id: Annotated[int, Depends(_team_id)], session: SessionDep) -> Team:
+def load_team(team_id: Annotated[int, Depends(path_id("team"))], session: SessionDep) -> Team:
     """The team named in the path, or a 404 page."""
     return service.get_team(session=session, team_id=team_id)
 

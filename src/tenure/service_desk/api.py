@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Response, status
 from sqlalchemy.orm import Session
 
-from tenure.core.concurrency import check_if_match, etag
+from tenure.core.concurrency import check_if_match, etag, tagged
 from tenure.core.errors import InvalidInput
 from tenure.core.pagination import Page, parse_sort, to_page
 from tenure.core.routing import APIRouter
@@ -303,8 +303,7 @@ def update_policy(
     opened afterwards and to tickets whose priority changes."""
     check_if_match(if_match, service.policies(session=session)[priority].version)
     policy = service.update_policy(session=session, priority=priority, data=body)
-    response.headers["ETag"] = etag(policy.version)
-    return SlaPolicyRead.model_validate(policy, from_attributes=True)
+    return tagged(SlaPolicyRead, policy, response)
 
 
 Period = Literal["week", "month"]

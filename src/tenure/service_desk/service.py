@@ -31,7 +31,7 @@ from tenure.core.errors import (
 )
 from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
-from tenure.core.timeline import TimelineEntry
+from tenure.core.timeline import N_, Message, TimelineEntry
 from tenure.customers import service as customers_service
 from tenure.orders import service as orders_service
 from tenure.orders.models import OrderLine
@@ -1093,7 +1093,7 @@ def timeline_entries(
             TimelineEntry(
                 at=as_utc(t.created_at),
                 kind="ticket",
-                title=f"Ticket opened: {t.subject}",
+                title=Message(N_("Ticket opened: %(subject)s"), {"subject": t.subject}),
                 detail=f"{t.type} · {t.priority} · {t.status}",
                 url=url,
             )
@@ -1103,9 +1103,9 @@ def timeline_entries(
                 TimelineEntry(
                     at=as_utc(t.resolved_at),
                     kind="ticket",
-                    title=f"Ticket resolved: {t.subject}",
+                    title=Message(N_("Ticket resolved: %(subject)s"), {"subject": t.subject}),
                     detail=(
-                        f"satisfaction {t.satisfaction_rating}/5"
+                        Message(N_("satisfaction %(rating)s/5"), {"rating": t.satisfaction_rating})
                         if t.satisfaction_rating is not None
                         else None
                     ),

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from tenure.core.errors import InvalidInput, NotFound, TenureError
 from tenure.core.pagination import parse_sort
+from tenure.core.routing import SessionRouter
 from tenure.core.schemas import MAX_ID
 from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
@@ -43,7 +44,7 @@ from tenure.service_desk.schemas import (
     TicketType,
     TicketUpdate,
 )
-from tenure.web.forms import FormDep, errors_of, form_dict, form_id, parse
+from tenure.web.forms import FormDep, errors_of, form_dict, form_id, parse, path_id
 from tenure.web.messages import N_, localize
 from tenure.web.session import Csrf, PageScope, page_require
 from tenure.web.templating import gettext_for, render
@@ -53,7 +54,7 @@ Writer = Annotated[User, page_require(TICKETS_WRITE)]
 Assigner = Annotated[User, page_require(TICKETS_ASSIGN)]
 Admin = Annotated[User, page_require(SERVICE_ADMIN)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 50
 STATUS_CHOICES = ("active", *(s.value for s in TicketStatus))
 # Stored values shown on the pages, translated where they are shown.
@@ -78,13 +79,7 @@ WORDS = (
 )
 
 
-def ticket_id_param(ticket_id: int) -> int:
-    if not 1 <= ticket_id <= MAX_ID:
-        raise NotFound(f"There is no ticket {ticket_id}.")
-    return ticket_id
-
-
-TicketId = Annotated[int, Depends(ticket_id_param)]
+TicketId = Annotated[int, Depends(path_id("ticket"))]
 
 
 # --- the queue ------------------------------------------------------------------------

@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit_service
 from tenure.core.errors import InvalidInput
-from tenure.core.money import quantize
 from tenure.core.pagination import parse_sort
 from tenure.core.time import as_utc
-from tenure.core.timeline import TimelineEntry
+from tenure.core.timeline import N_, Amount, Message, TimelineEntry, say
 from tenure.interactions import service as interactions_service
 from tenure.marketing import service as marketing_service
 from tenure.orders import service as orders_service
@@ -64,20 +63,23 @@ def order_entries(*, session: Session, customer_id: int, limit: int) -> list[Tim
         TimelineEntry(
             at=as_utc(order.ordered_at),
             kind="order",
-            title=f"Order #{order.id}",
-            detail=f"{quantize(order.total, order.currency)} {order.currency} · {order.status}",
+            title=Message(N_("Order #%(id)s"), {"id": order.id}),
+            detail=Message(
+                N_("%(total)s · %(status)s"),
+                {"total": Amount(order.total, order.currency), "status": order.status},
+            ),
             url=f"/orders/{order.id}",
         )
         for order in orders
     ]
 
 
-_CHANGE_TITLES = {
-    "customer.created": "Customer created",
-    "customer.updated": "Customer updated",
-    "customer.trashed": "Customer moved to the trash",
-    "customer.restored": "Customer restored from the trash",
-    "customer.erased": "Personal data erased",
+CHANGE_TITLES = {
+    "customer.created": N_("Customer created"),
+    "customer.updated": N_("Customer updated"),
+    "customer.trashed": N_("Customer moved to the trash"),
+    "customer.restored": N_("Customer restored from the trash"),
+    "customer.erased": N_("Personal data erased"),
 }
 
 
@@ -86,7 +88,7 @@ def change_entries(*, session: Session, customer_id: int, limit: int) -> list[Ti
     data is masked there), newest first."""
     entries = []
     for entry in audit_service.history_for(session, "customer", customer_id, limit):
-        title = _CHANGE_TITLES.get(entry.action)
+        title = CHANGE_TITLES.get(entry.action)
         if title is None:
             continue  # reads, reveals and exports are not changes
         fields = sorted(entry.changes) if entry.action == "customer.updated" else []
@@ -94,7 +96,7 @@ def change_entries(*, session: Session, customer_id: int, limit: int) -> list[Ti
             TimelineEntry(
                 at=as_utc(entry.occurred_at),
                 kind="change",
-                title=title,
+                title=Message(title),
                 detail=", ".join(fields) or None,
                 url=f"/customers/{customer_id}#history",
             )
@@ -204,7 +206,7 @@ def as_dict(entry: TimelineEntry) -> dict[str, Any]:
     return {
         "at": as_utc(entry.at),
         "kind": entry.kind,
-        "title": entry.title,
-        "detail": entry.detail,
+        "title": say(entry.title),
+        "detail": say(entry.detail) if entry.detail is not None else None,
         "url": entry.url,
     }

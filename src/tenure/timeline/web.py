@@ -3,27 +3,25 @@ more" walking back through older entries."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from tenure.core.errors import InvalidInput, NotFound
-from tenure.core.schemas import MAX_ID  # a larger id cannot exist: 404
-from tenure.core.timeline import TimelineEntry
+from tenure.core.errors import InvalidInput
+from tenure.core.routing import SessionRouter
+from tenure.core.timeline import Amount, Message, Text, TimelineEntry, say
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
 from tenure.security.models import User
 from tenure.security.permissions import CUSTOMERS_READ
 from tenure.timeline import service
+from tenure.web.forms import path_id
 from tenure.web.i18n import Formatter
 from tenure.web.messages import N_
 from tenure.web.session import PageScope, page_require
@@ -33,7 +31,7 @@ Gettext = Callable[[str], str]
 
 Reader = Annotated[User, page_require(CUSTOMERS_READ)]
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 PAGE_SIZE = 20
 # The kinds of entries, as the filter names them (translated where they are shown).
 KIND_LABELS = (
@@ -47,69 +45,7 @@ KIND_LABELS = (
 )
 
 
-def customer_id_param(customer_id: int) -> int:
-    if not 1 <= customer_id <= MAX_ID:
-        raise NotFound(f"There is no customer {customer_id}.")
-    return customer_id
-
-
-CustomerId = Annotated[int, Depends(customer_id_param)]
-
-
-# What the domains' entries say (in English, as the API gives them), as patterns to
-# translate: the values (titles, subjects) are the user's own and stay as they are.
-PATTERNS = (
-    N_("Opportunity opened: %(title)s"),
-    N_("Opportunity moved: %(title)s"),
-    N_("Opportunity won: %(title)s"),
-    N_("Opportunity lost: %(title)s"),
-    N_("Task: %(title)s"),
-    N_("Task done: %(title)s"),
-    N_("due %(date)s"),
-    N_("Note: %(subject)s"),
-    N_("Call: %(subject)s"),
-    N_("Meeting: %(subject)s"),
-    N_("Email: %(subject)s"),
-    N_("%(minutes)s min"),
-    N_("Customer created"),
-    N_("Customer updated"),
-    N_("Customer moved to the trash"),
-    N_("Customer restored from the trash"),
-    N_("Personal data erased"),
-    N_("Ticket opened: %(subject)s"),
-    N_("Ticket resolved: %(subject)s"),
-    N_("satisfaction %(rating)s/5"),
-    N_("%(campaign)s: sent"),
-    N_("%(campaign)s: delivered"),
-    N_("%(campaign)s: bounced"),
-    N_("%(campaign)s: opened"),
-    N_("%(campaign)s: clicked"),
-    N_("%(campaign)s: unsubscribed"),
-    N_("%(campaign)s: converted"),
-)
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-_ORDER = re.compile(r"Order #(?P<id>\d+)")
-_ORDER_DETAIL = re.compile(r"(?P<total>-?[\d.]+) (?P<currency>[A-Z]{3}) · (?P<status>\w+)")
-
-
-@lru_cache
-def _compiled() -> tuple[tuple[re.Pattern[str], str], ...]:
-    compiled = []
-    for msgid in PATTERNS:
-        parts = _PLACEHOLDER.split(msgid)
-        regex = "".join(
-            f"(?P<{part}>.+?)" if i % 2 else re.escape(part) for i, part in enumerate(parts)
-        )
-        compiled.append((re.compile(regex, re.DOTALL), msgid))
-    return tuple(compiled)
-
-
-def _said(text: str, gettext: Gettext) -> str:
-    for regex, msgid in _compiled():
-        found = regex.fullmatch(text)
-        if found:
-            return str(gettext(msgid)) % found.groupdict()
-    return text
+CustomerId = Annotated[int, Depends(path_id("customer"))]
 
 
 @dataclass(frozen=True)
@@ -123,28 +59,25 @@ class Shown:
     url: str | None
 
 
-_MONEY = re.compile(r"(?P<total>-?\d+(?:\.\d+)?) (?P<currency>[A-Z]{3})")
-
-
-def _part(text: str, gettext: Gettext, fmt: Formatter) -> str:
-    """One part of an entry's detail: an amount formatted, a known sentence translated."""
-    money = _MONEY.fullmatch(text)
-    if money:
-        return str(fmt.money(Decimal(money["total"]), money["currency"]))
-    return _said(text, gettext)
-
-
 def shown(entry: TimelineEntry, gettext: Gettext, fmt: Formatter) -> Shown:
-    """``entry`` in the reader's language: known sentences translated, money formatted."""
-    title, detail = _said(entry.title, gettext), entry.detail
-    order, money = _ORDER.fullmatch(entry.title), _ORDER_DETAIL.fullmatch(detail or "")
-    if order and money:
-        total = fmt.money(Decimal(money["total"]), money["currency"])
-        title = gettext("Order #%(id)s for %(total)s") % {"id": order["id"], "total": total}
-        detail = gettext(money["status"])
-    elif detail:
-        detail = " · ".join(_part(part, gettext, fmt) for part in detail.split(" · "))
-    return Shown(entry.at, entry.kind, title, detail, entry.url)
+    """``entry`` in the reader's language, amounts written the reader's way."""
+
+    def money(amount: Amount) -> str:
+        return fmt.money(amount.value, amount.currency)
+
+    def said(text: Text) -> str:
+        return say(text, gettext, money)
+
+    title, detail = entry.title, entry.detail
+    if entry.kind == "order" and isinstance(title, Message) and isinstance(detail, Message):
+        # The page says an order in one line ("Order #5 for €90.00"), its status below.
+        total = detail.params["total"]
+        amount = money(total) if isinstance(total, Amount) else str(total)
+        line = gettext("Order #%(id)s for %(total)s") % {**title.params, "total": amount}
+        return Shown(entry.at, entry.kind, line, gettext(str(detail.params["status"])), entry.url)
+    return Shown(
+        entry.at, entry.kind, said(title), said(detail) if detail is not None else None, entry.url
+    )
 
 
 def panel(

@@ -6,9 +6,10 @@ import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
+from tenure.core.routing import SessionRouter
 from tenure.core.time import utcnow
 from tenure.customers import service as customers_service
 from tenure.deps import SessionDep
@@ -19,7 +20,7 @@ from tenure.web.i18n import Formatter
 from tenure.web.session import PageScope, WebUser
 from tenure.web.templating import render, request_locale
 
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 CHART_MONTHS = 6
 
 

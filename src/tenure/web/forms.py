@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from tenure.core.errors import TenureError
+from tenure.core.errors import NotFound, TenureError
 from tenure.core.schemas import MAX_ID
 from tenure.web.messages import Gettext, localize, validation_message
 
@@ -28,6 +30,27 @@ def form_id(value: object) -> int | None:
     """A record id chosen in a form (a select's value), or None when blank or not one."""
     text = str(value or "").strip()
     return int(text) if text.isdigit() and int(text) <= MAX_ID else None
+
+
+def path_id(noun: str, label: str | None = None) -> Callable[..., int]:
+    """A dependency reading the path's ``<noun>_id`` (``"opportunity"``: opportunity_id):
+    an id no record can have is the same 404 page as a record that does not exist, named
+    by ``label`` (default: ``noun``)."""
+    name = f"{noun}_id"
+    label = label or noun
+
+    def checked(**path: int) -> int:
+        value = path[name]
+        if not 1 <= value <= MAX_ID:
+            raise NotFound(f"There is no {label} {value}.")
+        return value
+
+    # FastAPI reads the parameter's name (the path's) from the signature.
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    checked.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, keyword, annotation=int)], return_annotation=int
+    )
+    return checked
 
 
 def form_dict(

@@ -9,11 +9,12 @@ from typing import Annotated
 from urllib.parse import quote
 
 from babel.dates import format_timedelta
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tenure.core.errors import TenureError, Unauthenticated
+from tenure.core.routing import SessionRouter
 from tenure.deps import SessionDep, SettingsDep
 from tenure.security import service as security_service
 from tenure.security import throttle
@@ -29,7 +30,7 @@ from tenure.web.templating import gettext_for, render, request_locale
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 static_files = StaticFiles(directory=STATIC_DIR)
-router = APIRouter(include_in_schema=False)
+router = SessionRouter(include_in_schema=False)
 
 
 def safe_next(value: str | None) -> str:
