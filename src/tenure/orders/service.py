@@ -205,17 +205,15 @@ def place(*, session: Session, order: NewOrder) -> OrderRead:
     Core inserts rather than a flush of the ORM: this runs while the writer holds the
     database's write lock, and every other writer waits for it."""
     conn = session.connection()
-    order_id, created_at, updated_at = conn.execute(
-        _INSERT_ORDER,
-        {
-            "customer_id": order.customer_id,
-            "status": order.status,
-            "ordered_at": order.ordered_at,
-            "currency": order.currency,
-            "total": order.total,
-            "notes": order.notes,
-        },
-    ).one()
+    values = {
+        "customer_id": order.customer_id,
+        "status": order.status,
+        "ordered_at": order.ordered_at,
+        "currency": order.currency,
+        "total": order.total,
+        "notes": order.notes,
+    }
+    order_id, created_at, updated_at = conn.execute(_INSERT_ORDER, values).one()
     lines = [
         {
             "product_id": ln.product_id,
@@ -236,15 +234,7 @@ def place(*, session: Session, order: NewOrder) -> OrderRead:
         session,
         entity_type="order",
         entity_id=str(order_id),
-        values={
-            "lines": lines,
-            "customer_id": order.customer_id,
-            "status": order.status,
-            "ordered_at": order.ordered_at,
-            "currency": order.currency,
-            "total": order.total,
-            "notes": order.notes,
-        },
+        values={"lines": lines, **values},
     )
     return OrderRead(
         id=order_id,
