@@ -75,7 +75,7 @@ OTHER_BENCHMARKS = r"benchmarks/(load|web)\.py|locust"
 
 def other_benchmarks(pattern: str = OTHER_BENCHMARKS) -> list[int]:
     """Pids of other benchmarks running now (this process and its children excepted)."""
-    mine = {os.getpid(), *_children(os.getpid())}
+    mine = {os.getpid(), *children(os.getpid())}
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -399,7 +399,7 @@ def _cpu_seconds(pids: list[int]) -> float:
 # --- The server ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -418,7 +418,7 @@ class Server:
 
 def start_server(directory: Path, workers: int, log_level: str = "warning") -> Server:
     """``tenure serve`` on a free port, ready; its log (JSON lines) in ``server.log``."""
-    port = _free_port()
+    port = free_port()
     log = directory / "server.log"
     process = subprocess.Popen(
         [_tenure(), "serve", "--workers", str(workers), "--port", str(port)],
@@ -451,15 +451,19 @@ def _wait_until_ready(server: Server, workers: int) -> None:
     else:
         raise SystemExit(f"the server did not become ready; see {server.log}")
     # Wait for every worker before measuring, then note all server pids for CPU accounting.
-    while len(_children(process.pid)) < workers and time.monotonic() < deadline:
+    while len(children(process.pid)) < workers and time.monotonic() < deadline:
         time.sleep(0.25)
-    server.pids = [process.pid, *_children(process.pid)]
+    server.pids = [process.pid, *children(process.pid)]
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (none once it has gone)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found += [int(c) for c in task.read_text().split()]
+        try:
+            found += [int(c) for c in task.read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
     return found
 
 

@@ -33,7 +33,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -307,22 +306,6 @@ def _prefix(name: str, rng: random.Random) -> str:
 # --- The server and what it uses ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(c) for c in task.read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
 def _is_worker(pid: int) -> bool:
     try:
         return b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -341,11 +324,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def workers(self) -> list[int]:
-        return [p for p in _children(self.process.pid) if _is_worker(p)]
+        return [p for p in api.children(self.process.pid) if _is_worker(p)]
 
 
 def start_server(target: Target, workers: int) -> Server:
-    port = _free_port()
+    port = api.free_port()
     log = target.directory / "server.log"
     process = subprocess.Popen(
         [_tenure(), "serve", "--workers", str(workers), "--port", str(port)],
@@ -365,12 +348,8 @@ def start_server(target: Target, workers: int) -> Server:
         except OSError:
             pass
         time.sleep(0.25)
-    stop_server(server)
-    raise SystemExit(f"the server did not become ready; see {log}")
-
-
-def stop_server(server: Server) -> None:
     api.stop(server.process)
+    raise SystemExit(f"the server did not become ready; see {log}")
 
 
 def _proc_stat(pid: int) -> tuple[int, int] | None:
@@ -453,7 +432,7 @@ class Sampler:
         database: dict[int, int] = {}
         postmaster = self._postmaster()
         if postmaster:
-            for pid in [postmaster, *_children(postmaster)]:
+            for pid in [postmaster, *api.children(postmaster)]:
                 stat = _proc_stat(pid)
                 if stat is not None:
                     database[pid] = stat[0]
@@ -693,7 +672,7 @@ def measure(target: Target, plan: Plan, workers: int, customers: int, wait: bool
         sampler.stop()
         peaks = {pid: _peak_rss(pid) for pid in server.workers()}
         workers_at_end = sorted(peaks)
-        stop_server(server)
+        api.stop(server.process)
         if key_id:
             _run([_tenure(), "api-keys", "revoke", key_id.group(1)], target)
     return {

@@ -22,14 +22,14 @@ if TYPE_CHECKING:  # the same interface, and the standard library has the type s
 else:
     from pysqlite3 import dbapi2 as sqlite3
 
-__all__ = ["FIXED_IN", "has_wal_reset_bug", "sqlite3"]
+__all__ = ["has_wal_reset_bug", "sqlite3"]
 
-# The first release of each line with the WAL-reset fix; 3.51.3 and later are all fixed.
-FIXED_IN = ((3, 44, 6), (3, 50, 7), (3, 51, 3))
+FIXED = (3, 51, 3)  # the WAL-reset fix, in every release from this one on
+PATCHED = ((3, 44, 6), (3, 50, 7))  # and in these patch releases of older lines
 
 
 def has_wal_reset_bug(version: tuple[int, int, int]) -> bool:
     """Whether this SQLite version can corrupt a database by the WAL-reset race."""
-    if version >= FIXED_IN[-1]:
+    if version >= FIXED:
         return False
-    return not any(version >= fixed and version[:2] == fixed[:2] for fixed in FIXED_IN)
+    return not any(version[:2] == patched[:2] and version >= patched for patched in PATCHED)

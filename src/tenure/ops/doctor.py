@@ -68,8 +68,9 @@ def run(load: Callable[[], Settings] = Settings, *, now: datetime | None = None)
         ]
     findings = [check_configuration(settings)]
     if settings.is_sqlite:
-        findings.append(check_sqlite_library())
-        if findings[-1].status == Status.FAIL:  # no engine can be made with it
+        library = check_sqlite_library()
+        findings.append(library)
+        if library.status == Status.FAIL:  # no engine can be made with it
             return findings
     engine = _engine(settings)
     try:
@@ -161,11 +162,10 @@ def _check_sqlite(path: Path) -> Finding:
     return Finding("database", Status.OK, f"{path} opens and passes its integrity check.")
 
 
-def check_sqlite_library(version: tuple[int, int, int] | None = None) -> Finding:
+def check_sqlite_library() -> Finding:
     """The SQLite library itself: one with the WAL-reset bug can corrupt the database."""
-    version = version or sqlite3.sqlite_version_info
-    shown = ".".join(map(str, version))
-    if has_wal_reset_bug(version):
+    shown = ".".join(map(str, sqlite3.sqlite_version_info))
+    if has_wal_reset_bug(sqlite3.sqlite_version_info):
         return Finding(
             "sqlite",
             Status.FAIL,
