@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """Build the application for ``settings`` (from the environment when not given)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
-    sessions = make_sessionmaker(engine, sealer=fields.sealer_for(settings))
+    sealer = fields.sealer_for(settings)
+    sessions = make_sessionmaker(engine, sealer=sealer)
 
     app = TenureApp(
         title="Tenure",
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.sealer = sealer  # for reads on a plain connection (route shortcuts)
     # Writers' sessions start their transaction as writers (SQLite: BEGIN IMMEDIATE).
     app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
     # SQLite reads never wait, so they run on the event loop (tenure.core.routing).

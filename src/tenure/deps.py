@@ -124,15 +124,14 @@ async def authenticated(request: Request, background: BackgroundTasks) -> Princi
     found: Principal | None = request.scope.get(PRINCIPAL)
     if found is not None:
         return found
-    header = request.headers.get("authorization", "")
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
+    credential = bearer_token(request)
+    if credential is None:
         raise Unauthenticated(
             "Send 'Authorization: Bearer <token>'; sign in at /api/v1/auth/login."
         )
     session = request_session(request)
     principal = await run_db(
-        session, security_service.authenticate, session=session, credential=credential.strip()
+        session, security_service.authenticate, session=session, credential=credential
     )
     request.scope[PRINCIPAL] = principal
     request.state.user_id = principal.user_id
@@ -140,6 +139,13 @@ async def authenticated(request: Request, background: BackgroundTasks) -> Princi
         # Once the answer is out, in a transaction of its own: a read stays a read.
         background.add_task(_record_key_use, request.app.state.sessions, principal.api_key_id)
     return principal
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token or API key of ``Authorization: Bearer <credential>``, if sent."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
 
 
 @signs_in

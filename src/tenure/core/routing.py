@@ -169,6 +169,28 @@ def unit_of_work_of(dependant: Dependant) -> UnitOfWork | None:
     return None
 
 
+Shortcut = Callable[[Request], Response | None]
+SHORTCUT = "tenure_shortcut"
+
+
+def shortcut(answer: Shortcut) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Give a route a faster way to its most frequent answer: ``answer(request)`` runs
+    first, on the event loop, before FastAPI solves the route's dependencies or a unit of
+    work is opened; when it returns None the route runs as declared.
+
+    For the few reads on the path of nearly every client: the dependencies and the
+    session cost several times the queries. A shortcut answers only the plain case it
+    was written for, exactly as the route would; anything else (another credential, an
+    error of any kind, an option it does not handle) it leaves to the route, so refusals,
+    their audit entries and error answers have one implementation."""
+
+    def mark(endpoint: Callable[..., T]) -> Callable[..., T]:
+        setattr(endpoint, SHORTCUT, answer)
+        return endpoint
+
+    return mark
+
+
 class SessionRoute(APIRoute):
     """A route that runs its dependencies and handler inside the request's unit of work
     when one of them asks for it: opened before they are solved, committed (or rolled
@@ -181,14 +203,28 @@ class SessionRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         opener = unit_of_work_of(self.dependant)
-        if opener is None:
+        if opener is not None:
+            handler = _in_unit_of_work(opener, handler)
+        answer: Shortcut | None = getattr(self.endpoint, SHORTCUT, None)
+        if answer is None:
             return handler
+        declared = handler
 
-        async def in_unit_of_work(request: Request) -> Response:
-            async with opener(request):
-                return await handler(request)
+        async def shortcut_first(request: Request) -> Response:
+            response = answer(request)
+            return response if response is not None else await declared(request)
 
-        return in_unit_of_work
+        return shortcut_first
+
+
+def _in_unit_of_work(
+    opener: UnitOfWork, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def in_unit_of_work(request: Request) -> Response:
+        async with opener(request):
+            return await handler(request)
+
+    return in_unit_of_work
 
 
 class PlacedRoute(SessionRoute):

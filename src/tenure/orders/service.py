@@ -436,7 +436,7 @@ _TOTALS = Prepared(
 )
 
 
-def customer_totals(*, session: Session, customer_id: int) -> CustomerTotals:
+def customer_totals(*, session: Session | Connection, customer_id: int) -> CustomerTotals:
     """Order count, spend per currency, average order value and first and last order."""
     rows = _TOTALS.all(session, customer_id=customer_id)
     spent = {cur: quantize(total, cur) for cur, _n, total, _a, _b in rows}

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
@@ -240,16 +240,25 @@ def delete_team(*, session: Session, team: Team) -> None:
 def scope_for(*, session: Session, user_id: int, role: str) -> RecordScope:
     """The customers ``user_id`` reaches with ``role``: their own, their team's (a manager
     without a team: their own) or every one."""
-    kind = scope_of(role)
-    if kind is Scope.ALL:
-        return RecordScope(Scope.ALL, None, user_id)
-    if kind is Scope.OWN:
-        return scopes.own(user_id)
+    known = scope_without_team(user_id=user_id, role=role)
+    if known is not None:
+        return known
     team_id = session.scalar(select(User.team_id).where(User.id == user_id))
     if team_id is None:
         return scopes.team(user_id, set())
     members = session.scalars(select(User.id).where(User.team_id == team_id))
     return scopes.team(user_id, set(members))
+
+
+def scope_without_team(*, user_id: int, role: str) -> RecordScope | None:
+    """The scope of a role that reaches their own customers or every one; None for a
+    team's, which only the database knows."""
+    kind = scope_of(role)
+    if kind is Scope.ALL:
+        return RecordScope(Scope.ALL, None, user_id)
+    if kind is Scope.OWN:
+        return scopes.own(user_id)
+    return None
 
 
 def set_role(*, session: Session, user: User, role: Role) -> User:
@@ -366,10 +375,9 @@ def authenticate(*, session: Session, credential: str) -> Principal:
 
     Checked against the database on every call, so a revoked token, a revoked key or a
     disabled user is refused from the next request on."""
-    now = utcnow()
-    digest = _digest(credential)
     if credential.startswith(API_KEY_PREFIX):
-        found = session.execute(_API_KEY_LOOKUP, {"digest": digest}).first()
+        now = utcnow()
+        found = session.execute(_API_KEY_LOOKUP, {"digest": _digest(credential)}).first()
         if found is None:
             raise Unauthenticated("The API key is unknown or revoked.")
         key, user = found
@@ -379,11 +387,21 @@ def authenticate(*, session: Session, credential: str) -> Principal:
         return Principal(
             user.id, user.role, session, api_key_id=key.id, loaded_user=user, key_use_due=due
         )
-    row = _TOKEN_LOOKUP.first(session, digest=digest)
-    if row is None or row[1] <= now:
+    holder = token_holder(session, credential)
+    if holder is None:
         raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
-    token_id, _expires_at, user_id, role = row
+    token_id, user_id, role = holder
     return Principal(user_id, role, session, token_id=token_id)
+
+
+def token_holder(on: Session | Connection, token: str) -> tuple[int, int, str] | None:
+    """The token's id and its user's id and role when ``token`` is a live sign-in token
+    of an active user; None otherwise."""
+    row = _TOKEN_LOOKUP.first(on, digest=_digest(token))
+    if row is None or row[1] <= utcnow():
+        return None
+    token_id, _expires_at, user_id, role = row
+    return token_id, user_id, role
 
 
 def record_key_use(*, session: Session, key_id: int) -> None:

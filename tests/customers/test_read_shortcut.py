@@ -1,0 +1,155 @@
+"""GET /customers/{id}'s shortcut: on SQLite it answers a plain read (a sign-in token, a
+role that reaches the customer without a team lookup, no options) exactly as the route
+does, and leaves everything else to the route; elsewhere it never answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from tenure.customers.api import _read_plainly
+
+Headers = dict[str, str]
+URL = "/api/v1/customers"
+
+
+def _shortcut(client: TestClient, customer_id: int | str, headers: Headers, query: str = "") -> Any:
+    """What the shortcut answers to ``GET /customers/{customer_id}?{query}``."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"{URL}/{customer_id}",
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "app": client.app,
+        "state": {},
+        "path_params": {"customer_id": str(customer_id)},
+    }
+    return _read_plainly(Request(scope))
+
+
+def _customer(client: TestClient, headers: Headers) -> dict[str, Any]:
+    body = {
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "phone": "+44 20 7946 0000",
+        "address": {"line1": "12 St James's Square", "city": "London", "country": "GB"},
+        "tags": ["vip", "b2b"],
+    }
+    r = client.post(URL, json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def test_the_shortcut_answers_as_the_route_does(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    customer = _customer(client, admin)
+    product = client.post(
+        "/api/v1/products",
+        json={"sku": "SKU-1", "name": "Widget", "unit_price": "9.50", "currency": "EUR"},
+        headers=admin,
+    ).json()
+    r = client.post(
+        "/api/v1/orders",
+        json={
+            "customer_id": customer["id"],
+            "currency": "EUR",
+            "status": "placed",
+            "lines": [{"product_id": product["id"], "quantity": 2}],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+
+    plain = client.get(f"{URL}/{customer['id']}", headers=admin)
+    declared = client.get(f"{URL}/{customer['id']}?reveal=false", headers=admin)  # the route
+    assert plain.status_code == declared.status_code == 200
+    assert plain.json() == declared.json()
+    assert plain.json()["summary"]["order_count"] == 1
+    assert plain.headers["etag"] == declared.headers["etag"]
+    assert plain.headers["content-type"] == declared.headers["content-type"]
+
+    answered = _shortcut(client, customer["id"], admin)
+    if engine.dialect.name == "sqlite":
+        assert answered is not None
+        assert answered.body == plain.content
+        assert answered.headers["etag"] == plain.headers["etag"]
+    else:  # a read on the event loop would wait for the network: the route answers
+        assert answered is None
+
+
+Ask = Callable[[TestClient, dict[str, Any], Headers, Callable[..., Headers]], Any]
+
+
+def _with_query(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], admin, "reveal=true")
+
+
+def _with_api_key(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    r = client.post("/api/v1/api-keys", json={"name": "Nightly"}, headers=admin)
+    assert r.status_code == 201, r.text
+    return _shortcut(client, c["id"], {"Authorization": f"Bearer {r.json()['key']}"})
+
+
+def _unknown_token(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], {"Authorization": "Bearer tnt_unknown"})
+
+
+def _no_credentials(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], {})
+
+
+def _signed_out(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    headers = login("support")
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    return _shortcut(client, c["id"], headers)
+
+
+def _team_scope(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], login("manager"))
+
+
+def _not_theirs(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], login("sales"))  # the admin's customer
+
+
+def _missing(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"] + 1000, admin)
+
+
+def _not_an_id(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, "\uff11\uff12", admin)  # digits, but not ASCII ones
+
+
+def _trashed(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    assert client.delete(f"{URL}/{c['id']}", headers=admin).status_code == 204
+    return _shortcut(client, c["id"], admin)
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        _with_query,
+        _with_api_key,
+        _unknown_token,
+        _no_credentials,
+        _signed_out,
+        _team_scope,
+        _not_theirs,
+        _missing,
+        _not_an_id,
+        _trashed,
+    ],
+)
+def test_anything_but_a_plain_read_is_left_to_the_route(
+    client: TestClient, admin: Headers, login: Callable[..., Headers], ask: Ask
+) -> None:
+    customer = _customer(client, admin)
+    assert ask(client, customer, admin, login) is None
