@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -129,6 +129,9 @@ class Dispatcher:
 
     def start(self) -> None:
         self._thread.start()
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._waker.send(b"x")
@@ -269,9 +272,12 @@ class Supervisor:
     """Keeps ``config.workers`` worker processes running until SIGINT or SIGTERM: a worker
     that dies is replaced; one that fails to start stops the server (it would fail again)."""
 
-    def __init__(self, config: uvicorn.Config, hub: str) -> None:
+    def __init__(
+        self, config: uvicorn.Config, hub: str, *, dispatching: Callable[[], bool]
+    ) -> None:
         self.config = config
         self.target = functools.partial(_serve_handed, config, hub)
+        self.dispatching = dispatching
         self.stopping = threading.Event()
 
     def _spawn(self) -> SpawnProcess:
@@ -286,6 +292,10 @@ class Supervisor:
         workers = [self._spawn() for _ in range(self.config.workers)]
         status = 0
         while not self.stopping.wait(SUPERVISE_SECONDS):
+            if not self.dispatching():  # no connection would reach a worker any more
+                log.error("the connection dispatcher stopped; stopping the server")
+                status = 1
+                break
             for index, process in enumerate(workers):
                 if process.is_alive():
                     continue
@@ -313,11 +323,8 @@ SUPERVISE_SECONDS = 0.5
 def run_workers(config: uvicorn.Config) -> None:
     """Serve with ``config.workers`` processes, the connections dealt out to them in turn
     (see ``Dispatcher``)."""
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     try:
-        listener = socket.create_server(
-            (config.host, config.port), family=family, backlog=config.backlog
-        )
+        listener = _listening(config.host, config.port, config.backlog)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
         sys.exit(STARTUP_FAILURE)
@@ -327,8 +334,23 @@ def run_workers(config: uvicorn.Config) -> None:
         dispatcher = Dispatcher(listener, os.path.join(private, "workers"))
         dispatcher.start()
         try:
-            status = Supervisor(config, dispatcher.path).run()
+            status = Supervisor(config, dispatcher.path, dispatching=dispatcher.running).run()
         finally:
             dispatcher.stop()
     if status:
         sys.exit(status)
+
+
+def _listening(host: str, port: int, backlog: int) -> socket.socket:
+    """The server's listening socket, as uvicorn makes one (an IPv6 address also takes
+    IPv4 connections where the system allows it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
