@@ -573,7 +573,7 @@ def _figures(latencies: list[float]) -> dict[str, float]:
 def summarise(users: int, pace: float, raw: dict[str, Any], used: dict[str, Any]) -> dict[str, Any]:
     """One step's figures: throughput, latency percentiles, errors, CPU, memory."""
     start, end = raw["window"]
-    seconds = end - start
+    seconds = max(end - start, 1e-3)  # a step whose requests never came back has no length
     everything = [x for values in raw["latencies_ms"].values() for x in values]
     errors = sum(raw["failures"].values())
     conflicts = len(raw["latencies_ms"].get("PATCH /customers/{id} 412 (retried)", []))

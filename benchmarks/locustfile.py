@@ -76,6 +76,12 @@ class Recorder:
             self.measuring = False
             self.window.append(time.time())
             self.cpu.append(time.process_time())
+        elif not self.window and self.starts_at is not None:
+            # Not one request finished once measuring was due: a window without answers,
+            # which the step reports as such (no window at all would end the run).
+            now = time.time()
+            self.window = [min(self.starts_at, now), now]
+            self.cpu = [time.process_time()] * 2
 
     def request(self, name: str, response_time: float, exception: Any, response: Any) -> None:
         if not self.measuring:
