@@ -1,6 +1,7 @@
-"""GET /customers/{id}'s shortcut: on SQLite it answers a plain read (a sign-in token, a
-role that reaches the customer without a team lookup, no options) exactly as the route
-does, and leaves everything else to the route; elsewhere it never answers."""
+"""GET /customers/{id}'s shortcut: on SQLite it answers a plain read (a live credential
+whose use need not be noted, a role that reaches the customer without a team lookup, no
+options) exactly as the route does, and leaves everything else to the route; elsewhere it
+never answers."""
 
 from __future__ import annotations
 
@@ -76,13 +77,16 @@ def test_the_shortcut_answers_as_the_route_does(
     assert plain.headers["etag"] == declared.headers["etag"]
     assert plain.headers["content-type"] == declared.headers["content-type"]
 
-    answered = _shortcut(client, customer["id"], admin)
-    if engine.dialect.name == "sqlite":
-        assert answered is not None
-        assert answered.body == plain.content
-        assert answered.headers["etag"] == plain.headers["etag"]
-    else:  # a read on the event loop would wait for the network: the route answers
-        assert answered is None
+    key = _api_key(client, admin)
+    assert client.get(f"{URL}/{customer['id']}", headers=key).json() == plain.json()
+    for headers in (admin, key):  # a sign-in token; an API key whose use was just noted
+        answered = _shortcut(client, customer["id"], headers)
+        if engine.dialect.name == "sqlite":
+            assert answered is not None
+            assert answered.body == plain.content
+            assert answered.headers["etag"] == plain.headers["etag"]
+        else:  # a read on the event loop would wait for the network: the route answers
+            assert answered is None
 
 
 Ask = Callable[[TestClient, dict[str, Any], Headers, Callable[..., Headers]], Any]
@@ -92,10 +96,22 @@ def _with_query(client: TestClient, c: dict[str, Any], admin: Headers, login: An
     return _shortcut(client, c["id"], admin, "reveal=true")
 
 
-def _with_api_key(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
-    r = client.post("/api/v1/api-keys", json={"name": "Nightly"}, headers=admin)
+def _api_key(client: TestClient, headers: Headers) -> Headers:
+    r = client.post("/api/v1/api-keys", json={"name": "Nightly"}, headers=headers)
     assert r.status_code == 201, r.text
-    return _shortcut(client, c["id"], {"Authorization": f"Bearer {r.json()['key']}"})
+    return {"Authorization": f"Bearer {r.json()['key']}"}
+
+
+def _key_use_due(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    return _shortcut(client, c["id"], _api_key(client, admin))  # never used: the route notes it
+
+
+def _revoked_key(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    key = _api_key(client, admin)
+    assert client.get(f"{URL}/{c['id']}", headers=key).status_code == 200  # use noted
+    key_id = client.get("/api/v1/api-keys", headers=admin).json()[-1]["id"]
+    assert client.delete(f"/api/v1/api-keys/{key_id}", headers=admin).status_code == 204
+    return _shortcut(client, c["id"], key)
 
 
 def _unknown_token(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
@@ -137,7 +153,8 @@ def _trashed(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) 
     "ask",
     [
         _with_query,
-        _with_api_key,
+        _key_use_due,
+        _revoked_key,
         _unknown_token,
         _no_credentials,
         _signed_out,

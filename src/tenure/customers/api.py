@@ -52,7 +52,7 @@ from tenure.security.permissions import (
     ORDERS_READ,
     has_permission,
 )
-from tenure.security.service import API_KEY_PREFIX, Principal
+from tenure.security.service import Principal
 
 Reader = Annotated[Principal, Depends(require(CUSTOMERS_READ))]
 Writer = Annotated[Principal, Depends(require(CUSTOMERS_WRITE))]
@@ -237,25 +237,25 @@ _reveal.optional_permission = CUSTOMERS_REVEAL  # type: ignore[attr-defined]
 
 
 def _read_plainly(request: Request) -> Response | None:
-    """GET /customers/{id} as most clients ask for it (a sign-in token, masked fields),
-    answered on SQLite without a unit of work: see ``tenure.core.routing.shortcut``.
-    None for anything else, which ``get_customer`` answers."""
+    """GET /customers/{id} as most clients ask for it (masked fields, a caller who reaches
+    their own customers or all), answered on SQLite without a unit of work: see
+    ``tenure.core.routing.shortcut``. None for anything else, which ``get_customer``
+    answers."""
     state = request.app.state
-    token = bearer_token(request)
+    credential = bearer_token(request)
     customer_id = request.path_params.get("customer_id", "")
     if (
         not state.inline_reads
         or request.url.query
-        or token is None
-        or token.startswith(API_KEY_PREFIX)
+        or credential is None
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
         return None
     with state.engine.connect() as connection, connection.begin():
-        holder = security_service.token_holder(connection, token)
-        if holder is None:
+        holder = security_service.holder(connection, credential)
+        if holder is None or holder.key_use_due:  # the route notes the key's use
             return None
-        _token_id, user_id, role = holder
+        user_id, role = holder.user_id, holder.role
         scope = security_service.scope_without_team(user_id=user_id, role=role)
         if scope is None or not has_permission(role, CUSTOMERS_READ):
             return None

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -352,8 +353,8 @@ def logout(*, session: Session, principal: Principal) -> None:
 
 _TOKEN = AccessToken.__table__
 _USER = User.__table__
-# Every request runs one of these: built once, so a call only binds the digest. A token
-# is checked without ORM objects (the user is loaded only if asked for).
+# Every request runs one of these: built once, so a call only binds the digest. A
+# credential is checked without ORM objects (the user is loaded only if asked for).
 _TOKEN_LOOKUP = Prepared(
     select(_TOKEN.c.id, _TOKEN.c.expires_at, _USER.c.id, _USER.c.role)
     .join(_USER, _USER.c.id == _TOKEN.c.user_id)
@@ -363,45 +364,66 @@ _TOKEN_LOOKUP = Prepared(
         _USER.c.is_active,
     )
 )
-_API_KEY_LOOKUP = (
-    select(ApiKey, User)
-    .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None), User.is_active)
+_API_KEY = ApiKey.__table__
+_API_KEY_LOOKUP = Prepared(
+    select(_API_KEY.c.id, _API_KEY.c.last_used_at, _USER.c.id, _USER.c.role)
+    .join(_USER, _USER.c.id == _API_KEY.c.user_id)
+    .where(
+        _API_KEY.c.key_hash == bindparam("digest"),
+        _API_KEY.c.revoked_at.is_(None),
+        _USER.c.is_active,
+    )
 )
 
 
-def authenticate(*, session: Session, credential: str) -> Principal:
-    """The principal behind a bearer token or API key, or ``Unauthenticated``.
+class Holder(NamedTuple):
+    """Who holds a credential, and which one it is."""
 
-    Checked against the database on every call, so a revoked token, a revoked key or a
-    disabled user is refused from the next request on."""
+    user_id: int
+    role: str
+    token_id: int | None = None
+    api_key_id: int | None = None
+    # The API key's last use is older than a few minutes: note this one (record_key_use).
+    key_use_due: bool = False
+
+
+def holder(on: Session | Connection, credential: str) -> Holder | None:
+    """The holder of ``credential``, a sign-in token or an API key, while it is live and
+    its user active; None otherwise. Read on every request, so a revoked token, a revoked
+    key or a disabled user is refused from the next request on."""
+    now = utcnow()
     if credential.startswith(API_KEY_PREFIX):
-        now = utcnow()
-        found = session.execute(_API_KEY_LOOKUP, {"digest": _digest(credential)}).first()
-        if found is None:
-            raise Unauthenticated("The API key is unknown or revoked.")
-        key, user = found
+        row = _API_KEY_LOOKUP.first(on, digest=_digest(credential))
+        if row is None:
+            return None
+        key_id, last_used_at, user_id, role = row
         # Noted at most every few minutes, not on every call, and not here: a read stays a
-        # read (the caller notes it afterwards with record_key_use).
-        due = key.last_used_at is None or now - key.last_used_at > KEY_USE_PRECISION
-        return Principal(
-            user.id, user.role, session, api_key_id=key.id, loaded_user=user, key_use_due=due
-        )
-    holder = token_holder(session, credential)
-    if holder is None:
-        raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
-    token_id, user_id, role = holder
-    return Principal(user_id, role, session, token_id=token_id)
-
-
-def token_holder(on: Session | Connection, token: str) -> tuple[int, int, str] | None:
-    """The token's id and its user's id and role when ``token`` is a live sign-in token
-    of an active user; None otherwise."""
-    row = _TOKEN_LOOKUP.first(on, digest=_digest(token))
-    if row is None or row[1] <= utcnow():
+        # read (the caller notes it afterwards).
+        due = last_used_at is None or now - last_used_at > KEY_USE_PRECISION
+        return Holder(user_id, role, api_key_id=key_id, key_use_due=due)
+    row = _TOKEN_LOOKUP.first(on, digest=_digest(credential))
+    if row is None or row[1] <= now:
         return None
     token_id, _expires_at, user_id, role = row
-    return token_id, user_id, role
+    return Holder(user_id, role, token_id=token_id)
+
+
+def authenticate(*, session: Session, credential: str) -> Principal:
+    """The principal behind a bearer token or API key (see ``holder``), or
+    ``Unauthenticated``."""
+    found = holder(session, credential)
+    if found is None:
+        if credential.startswith(API_KEY_PREFIX):
+            raise Unauthenticated("The API key is unknown or revoked.")
+        raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
+    return Principal(
+        found.user_id,
+        found.role,
+        session,
+        token_id=found.token_id,
+        api_key_id=found.api_key_id,
+        key_use_due=found.key_use_due,
+    )
 
 
 def record_key_use(*, session: Session, key_id: int) -> None:
