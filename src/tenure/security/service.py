@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
@@ -351,29 +351,27 @@ def logout(*, session: Session, principal: Principal) -> None:
             audit.logged_out(session=session, user=principal.user)
 
 
-_TOKEN = AccessToken.__table__
 _USER = User.__table__
-# Every request runs one of these: built once, so a call only binds the digest. A
-# credential is checked without ORM objects (the user is loaded only if asked for).
-_TOKEN_LOOKUP = Prepared(
-    select(_TOKEN.c.id, _TOKEN.c.expires_at, _USER.c.id, _USER.c.role)
-    .join(_USER, _USER.c.id == _TOKEN.c.user_id)
-    .where(
-        _TOKEN.c.token_hash == bindparam("digest"),
-        _TOKEN.c.revoked_at.is_(None),
-        _USER.c.is_active,
+
+
+def _live(credentials: FromClause, digest: str, also: str) -> Prepared:
+    """A credential by its digest, unless revoked or its user is disabled: its id, its
+    ``also`` column, and its user's id and role. Every request runs one of these: built
+    once, a call only binds the digest, and no ORM object is made (the user is loaded
+    only if asked for)."""
+    return Prepared(
+        select(credentials.c.id, credentials.c[also], _USER.c.id, _USER.c.role)
+        .join(_USER, _USER.c.id == credentials.c.user_id)
+        .where(
+            credentials.c[digest] == bindparam("digest"),
+            credentials.c.revoked_at.is_(None),
+            _USER.c.is_active,
+        )
     )
-)
-_API_KEY = ApiKey.__table__
-_API_KEY_LOOKUP = Prepared(
-    select(_API_KEY.c.id, _API_KEY.c.last_used_at, _USER.c.id, _USER.c.role)
-    .join(_USER, _USER.c.id == _API_KEY.c.user_id)
-    .where(
-        _API_KEY.c.key_hash == bindparam("digest"),
-        _API_KEY.c.revoked_at.is_(None),
-        _USER.c.is_active,
-    )
-)
+
+
+_TOKEN_LOOKUP = _live(AccessToken.__table__, "token_hash", also="expires_at")
+_API_KEY_LOOKUP = _live(ApiKey.__table__, "key_hash", also="last_used_at")
 
 
 class Holder(NamedTuple):
