@@ -42,6 +42,7 @@ from tenure.customers import service as customers_service
 from tenure.db import make_engine, make_sessionmaker, unit_of_work
 from tenure.ops import demo, migrate
 from tenure.orders import service as orders_service
+from tenure.security import fields, keyring
 from tenure.sqlite import sqlite3
 
 ROOT = Path(__file__).resolve().parent
@@ -59,10 +60,17 @@ def prepare(customers: int, seed: int) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=directory)
+    keyring.ensure_file(settings)  # `tenure analytics run` over this directory reads it too
     engine = make_engine(settings)
     migrate.upgrade(engine)
     console.print(f"Loading {customers:,} customers of demo data into {directory} ...")
-    stats = demo.load(engine, customers=customers, seed=seed, lines_per_customer=LINES_PER_CUSTOMER)
+    stats = demo.load(
+        engine,
+        customers=customers,
+        seed=seed,
+        lines_per_customer=LINES_PER_CUSTOMER,
+        sealer=fields.sealer_for(settings),
+    )
     engine.dispose()
     marker.write_text(json.dumps({"customers": customers, "seed": seed, **stats.__dict__}))
     return directory
