@@ -208,11 +208,10 @@ class SessionRoute(APIRoute):
         answer: Shortcut | None = getattr(self.endpoint, SHORTCUT, None)
         if answer is None:
             return handler
-        declared = handler
 
         async def shortcut_first(request: Request) -> Response:
             response = answer(request)
-            return response if response is not None else await declared(request)
+            return response if response is not None else await handler(request)
 
         return shortcut_first
 

@@ -41,6 +41,7 @@ from tenure.deps import (
 )
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
+from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.permissions import (
     CUSTOMERS_DELETE,
@@ -246,7 +247,7 @@ def _read_plainly(request: Request) -> Response | None:
     customer_id = request.path_params.get("customer_id", "")
     if (
         not state.inline_reads
-        or request.url.query
+        or request.scope["query_string"]
         or credential is None
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
@@ -282,7 +283,13 @@ def get_customer(
     """One customer with their order summary, sensitive fields masked; with
     ``reveal=true`` in clear (needs customers:reveal; each reveal is recorded in the
     audit log before the answer is sent). ``ETag`` carries the version."""
-    customer = service.read(session=session, customer_id=customer_id, scope=scope, reveal=reveal)
+    customer = service.read(
+        session=session,
+        customer_id=customer_id,
+        scope=scope,
+        sealer=fields.of(session),
+        reveal=reveal,
+    )
     if reveal:
         audit_service.revealed(
             session=session,

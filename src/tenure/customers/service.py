@@ -123,14 +123,14 @@ def read(
     session: Session | Connection,
     customer_id: int,
     scope: RecordScope,
+    sealer: fields.Sealer,
     reveal: bool = False,
-    sealer: fields.Sealer | None = None,
 ) -> CustomerRead:
-    """A customer by id as the API shows it (sensitive fields masked unless ``reveal``);
-    ``NotFound`` when missing, in the trash or out of ``scope``.
+    """A customer by id as the API shows it (sensitive fields opened by ``sealer`` and
+    masked unless ``reveal``); ``NotFound`` when missing, in the trash or out of ``scope``.
 
     The record ``get`` loads, read without making ORM objects: the cheap way to answer
-    the most frequent request. On a plain connection, pass the ``sealer``."""
+    the most frequent request."""
     row = _READ_ROW.first(session, customer_id=customer_id)
     if row is None:
         raise _not_found(customer_id)
@@ -138,9 +138,6 @@ def read(
     if not scope.reaches(values["owner_id"]):
         raise _not_found(customer_id)
     tags = [tag for (tag,) in _READ_TAGS.all(session, customer_id=customer_id)]
-    if sealer is None:
-        assert isinstance(session, Session), "a plain connection needs the sealer"
-        sealer = fields.of(session)
     return _view(sealer, values, tags, reveal=reveal)
 
 

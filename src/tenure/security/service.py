@@ -414,14 +414,7 @@ def authenticate(*, session: Session, credential: str) -> Principal:
         if credential.startswith(API_KEY_PREFIX):
             raise Unauthenticated("The API key is unknown or revoked.")
         raise Unauthenticated("The token is unknown, expired or revoked. Sign in again.")
-    return Principal(
-        found.user_id,
-        found.role,
-        session,
-        token_id=found.token_id,
-        api_key_id=found.api_key_id,
-        key_use_due=found.key_use_due,
-    )
+    return Principal(session=session, **found._asdict())
 
 
 def record_key_use(*, session: Session, key_id: int) -> None:
