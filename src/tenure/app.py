@@ -36,7 +36,7 @@ from tenure.core.outage import UNAVAILABLE, Outage, outage
 from tenure.core.problems import problem_response
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
-from tenure.db import WRITE_OPTION, make_engine, make_sessionmaker
+from tenure.db import WRITE_OPTION, HeldConnection, make_engine, make_sessionmaker
 from tenure.interactions.api import router as interactions_router
 from tenure.interactions.api import tasks_router
 from tenure.interactions.web import router as interactions_web_router
@@ -89,9 +89,13 @@ class TenureApp(FastAPI):
 
 @asynccontextmanager
 async def _background(app: FastAPI) -> AsyncIterator[None]:
-    """What every worker runs beside serving: the metrics sampler, scheduled analytics."""
-    async with sampling(app), analytics_schedule.lifespan(app):
-        yield
+    """What every worker runs beside serving: the metrics sampler, scheduled analytics.
+    When it stops, the connection the route shortcuts read on goes back to the pool."""
+    try:
+        async with sampling(app), analytics_schedule.lifespan(app):
+            yield
+    finally:
+        app.state.held.close()
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.sealer = sealer  # for reads on a plain connection (route shortcuts)
+    app.state.held = HeldConnection(engine)  # their connection
     # Writers' sessions start their transaction as writers (SQLite: BEGIN IMMEDIATE).
     app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
     # SQLite reads never wait, so they run on the event loop (tenure.core.routing).

@@ -372,6 +372,47 @@ def writer_lock(session: Session) -> WriterLock | None:
     return None
 
 
+class HeldConnection:
+    """One pooled connection kept checked out for reads that run start to finish on one
+    thread without giving it up: the route shortcuts on the event loop
+    (``tenure.core.routing.shortcut``). Checking a connection out of the pool and back
+    in, with its reset, costs more than such a read's queries.
+
+    The first thread to read owns it; another thread reads on a connection from the pool
+    as usual. A connection the pool has invalidated (after a database error) is replaced
+    on the next read."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._owner: int | None = None
+        self._connection: Connection | None = None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction on the held connection, ended when the block ends."""
+        thread = threading.get_ident()
+        if self._owner is None:
+            self._owner = thread
+        if thread != self._owner:
+            with self.engine.connect() as pooled, pooled.begin():
+                yield pooled
+            return
+        held = self._connection
+        if held is None or held.invalidated or held.closed:
+            if held is not None:
+                held.close()
+            held = self._connection = self.engine.connect()
+        with held.begin():
+            yield held
+
+    def close(self) -> None:
+        """Give the connection back to the pool (a later read takes one again)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._owner = None
+
+
 class Prepared:
     """A Core SELECT compiled once per dialect and run straight on the DBAPI cursor.
 

@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from tenure.app import create_app
+from tenure.config import Settings
 from tenure.customers.api import _read_plainly
 
 Headers = dict[str, str]
@@ -170,3 +172,18 @@ def test_anything_but_a_plain_read_is_left_to_the_route(
 ) -> None:
     customer = _customer(client, admin)
     assert ask(client, customer, admin, login) is None
+
+
+def test_the_app_gives_back_the_connection_its_shortcuts_read_on_when_it_stops(
+    client: TestClient, admin: Headers, settings: Settings, engine: Engine
+) -> None:
+    customer = _customer(client, admin)
+    before = engine.pool.checkedout()  # type: ignore[attr-defined]
+    held = 1 if engine.dialect.name == "sqlite" else 0  # elsewhere the route answers
+
+    with TestClient(create_app(settings, engine=engine)) as other:
+        for _ in range(3):
+            assert other.get(f"{URL}/{customer['id']}", headers=admin).status_code == 200
+        assert engine.pool.checkedout() == before + held  # type: ignore[attr-defined]
+
+    assert engine.pool.checkedout() == before  # type: ignore[attr-defined]

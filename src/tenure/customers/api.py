@@ -252,7 +252,7 @@ def _read_plainly(request: Request) -> Response | None:
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
         return None
-    with state.engine.connect() as connection, connection.begin():
+    with state.held.read() as connection:
         holder = security_service.holder(connection, credential)
         if holder is None or holder.key_use_due:  # the route notes the key's use
             return None
