@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -108,7 +109,7 @@ def main() -> None:
         "customers": args.customers,
         "seed": args.seed,
         "load": loaded,
-        "machine": machine | {"loadavg_at_end": [round(x, 2) for x in api.os.getloadavg()]},
+        "machine": machine | {"loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "code": api._git(),
         "targets": [
             {

@@ -63,7 +63,9 @@ def _app(observed: bool, settings: Settings) -> FastAPI:
     app = create_app(settings, engine=make_engine(settings))
     if not observed:
         app.user_middleware = [
-            m for m in app.user_middleware if m.cls is not ObservabilityMiddleware
+            m
+            for m in app.user_middleware
+            if m.cls is not ObservabilityMiddleware  # type: ignore[comparison-overlap]
         ]
     return app
 

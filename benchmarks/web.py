@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import re
-import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -374,7 +374,7 @@ def main() -> None:
         "requests_per_page": args.requests,
         "warmup_per_page": WARMUP,
         "customer_id": customer_id,
-        "machine": started_machine | {"loadavg_at_end": [round(x, 2) for x in api.os.getloadavg()]},
+        "machine": started_machine | {"loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "other_benchmarks_at_end": api.other_benchmarks(pattern),
         "code": api._git(),
         "pages": pages,
@@ -390,4 +390,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
