@@ -150,10 +150,14 @@ def aggregation(directory: Path) -> dict[str, Any]:
         sql_seconds = time.perf_counter() - started
         trashed = customers_service.trashed_ids(session=session)
     engine.dispose()
+    # From the rows, not pd.read_sql_query: pandas warns about any DBAPI connection but the
+    # standard library's sqlite3, and Tenure's SQLite module is pysqlite3.
     source = sqlite3.connect(directory / "tenure.db")
-    frame = pd.read_sql_query(
-        "SELECT customer_id, status, ordered_at, currency, total, deleted_at FROM sales_order",
-        source,
+    cursor = source.execute(
+        "SELECT customer_id, status, ordered_at, currency, total, deleted_at FROM sales_order"
+    )
+    frame = pd.DataFrame.from_records(
+        cursor.fetchall(), columns=[column[0] for column in cursor.description]
     )
     source.close()
     db = duckdb.connect()
