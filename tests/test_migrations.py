@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -107,7 +108,9 @@ def test_readyz_is_503_after_a_downgrade(fresh_settings: Settings, fresh_engine:
 def _previous_revision() -> str | None:
     """The revision just before head (None when there is only one)."""
     script = ScriptDirectory.from_config(migrate.config())
-    head = script.get_revision(migrate.head())
+    head_id = migrate.head()
+    assert head_id is not None
+    head = script.get_revision(head_id)
     assert head is not None
     down = head.down_revision
     assert down is None or isinstance(down, str), "head is a merge; pick one parent"
@@ -116,7 +119,7 @@ def _previous_revision() -> str | None:
 
 # --- 0008: customers' sensitive fields encrypted ------------------------------------------
 
-OLD_CUSTOMERS = [
+OLD_CUSTOMERS: list[dict[str, Any]] = [
     {
         "id": 1,
         "name": "Ada Lovelace",

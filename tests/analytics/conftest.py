@@ -115,7 +115,7 @@ def simulate(shop: Shop, customers: int, seed: int) -> Bought:
         leaves = first + rng.exponential(250)
         day, orders = float(first), []
         while day <= min(leaves, (AS_OF - START).days):
-            pair = PAIRS[int(rng.integers(0, len(PAIRS)))]
+            pair: tuple[str, ...] = PAIRS[int(rng.integers(0, len(PAIRS)))]
             items = pair if rng.random() < 0.75 else (pair[int(rng.integers(0, 2))],)
             when = START + timedelta(days=int(day))
             total = Decimal(f"{int(rng.integers(5, 80))}.{int(rng.integers(0, 100)):02d}")

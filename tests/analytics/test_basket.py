@@ -39,7 +39,7 @@ def _brute_force_rules(
 ) -> dict[tuple[frozenset[str], frozenset[str]], tuple[float, ...]]:
     n = len(baskets)
     items = sorted(set().union(*baskets))
-    found = {}
+    found: dict[tuple[frozenset[str], frozenset[str]], tuple[float, ...]] = {}
     for size in range(2, len(items) + 1):
         for combo in combinations(items, size):
             whole = frozenset(combo)

@@ -40,7 +40,7 @@ def test_metrics_match_their_definitions() -> None:
     label = rng.random(300) < 0.3
     score = np.round(np.clip(0.3 + 0.4 * label + rng.normal(0, 0.25, 300), 0, 1), 2)
 
-    got = churn.metrics(label, score)
+    got = churn.metrics(label, score)  # type: ignore[arg-type]  # numpy types np.round() as float16
 
     assert got["roc_auc"] == pytest.approx(_brute_force_roc_auc(label, score))
     assert got["pr_auc"] == pytest.approx(_brute_force_average_precision(label, score))

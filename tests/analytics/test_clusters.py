@@ -26,14 +26,14 @@ def _groups(sizes: tuple[int, int, int], seed: int = 0) -> Activity:
         revenue += list(np.round(m * noise[:, 2] * 10_000))
     n = sum(sizes)
     last = day_number(AS_OF) - np.array(recency, dtype=np.int64)
-    d = np.array(days, dtype=np.int64)
+    counts = np.array(days, dtype=np.int64)
     return Activity(
         AS_OF,
         "EUR",
         np.arange(1, n + 1, dtype=np.int64),
-        d,
-        d,
-        last - 10 * d,
+        counts,
+        counts,
+        last - 10 * counts,
         last,
         np.array(revenue, dtype=np.int64),
         np.array(revenue, dtype=np.int64),

@@ -4,6 +4,7 @@ parameter recovery from simulated customers, and a calibration/holdout compariso
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,11 +25,11 @@ def _integrated_bgnbd(params: BGNBD, x: int, t_x: float, T: float) -> float:
     rate = stats.gamma(params.r, scale=1 / params.alpha)
     dropout = stats.beta(params.a, params.b)
 
-    def over_rate(f: float) -> float:
-        return integrate.quad(lambda lam: f(lam) * rate.pdf(lam), 0, np.inf, limit=400)[0]
+    def over_rate(f: Callable[[float], float]) -> float:
+        return float(integrate.quad(lambda lam: f(lam) * rate.pdf(lam), 0, np.inf, limit=400)[0])
 
-    def over_dropout(f: float) -> float:
-        return integrate.quad(lambda p: f(p) * dropout.pdf(p), 0, 1, limit=400)[0]
+    def over_dropout(f: Callable[[float], float]) -> float:
+        return float(integrate.quad(lambda p: f(p) * dropout.pdf(p), 0, 1, limit=400)[0])
 
     alive = over_dropout(lambda p: (1 - p) ** x) * over_rate(
         lambda lam: lam**x * math.exp(-lam * T)

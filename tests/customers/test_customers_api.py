@@ -47,7 +47,7 @@ def _names(client: TestClient, headers: Headers, **params: Any) -> list[str]:
 
 # --- records -------------------------------------------------------------------------------
 
-FULL = {
+FULL: dict[str, Any] = {
     "kind": "person",
     "name": "Ada Lovelace",
     "email": "Ada@Example.com",
@@ -323,7 +323,7 @@ def test_a_blank_search_is_refused(client: TestClient, admin: Headers) -> None:
 @pytest.fixture
 def many_words(client: TestClient, admin: Headers) -> set[int]:
     """Customers that match "an" by two or three terms each, and some that do not."""
-    matching = set()
+    matching: set[int] = set()
     for name, company in [
         ("Anna Andersen", "Anchor Analytics"),
         ("Andrew Anders", None),

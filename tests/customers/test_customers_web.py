@@ -8,11 +8,11 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.catalog import service as catalog_service
@@ -544,7 +544,7 @@ def test_a_change_landing_between_check_and_write_is_a_conflict_too(
         found = real_get(session=session, customer_id=customer_id, scope=scope)
         # Another writer saves after the version was read, before ours is written.
         session.execute(
-            update(Customer.__table__)
+            update(cast(Table, Customer.__table__))
             .where(Customer.__table__.c.id == customer_id)
             .values(name="Racer", version=Customer.__table__.c.version + 1)
         )

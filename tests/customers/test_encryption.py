@@ -31,7 +31,7 @@ Headers = dict[str, str]
 Login = Callable[..., Headers]
 URL = "/api/v1/customers"
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {
         "name": "Wilhelmina Oyelaran",
         "email": "wilhelmina.oyelaran@quietmail.example",

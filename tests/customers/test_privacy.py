@@ -32,7 +32,7 @@ Login = Callable[..., Headers]
 URL = "/api/v1/customers"
 
 # Each value is unusual enough that finding it anywhere means it was not erased.
-PERSON = {
+PERSON: dict[str, Any] = {
     "name": "Zelda Quixotewright",
     "email": "zelda.quixotewright@example.org",
     "phone": "+44 20 7946 0321",
@@ -72,10 +72,10 @@ def _person(
     client: TestClient, headers: Headers, owner_id: int | None = None, **extra: str
 ) -> dict[str, Any]:
     """A customer made through the API (owned by ``owner_id``, else the caller)."""
-    body = PERSON if owner_id is None else {**PERSON, "owner_id": owner_id}
+    body: dict[str, Any] = PERSON if owner_id is None else {**PERSON, "owner_id": owner_id}
     r = client.post(URL, json=body, headers={**headers, **extra})
     assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
+    body = r.json()
     return body
 
 
@@ -173,7 +173,7 @@ def test_an_export_holds_tickets_interactions_tasks_and_opportunities(
     client: TestClient, admin: Headers
 ) -> None:
     cid = _person(client, admin)["id"]
-    made = {
+    made: dict[str, dict[str, Any]] = {
         "tickets": {"type": "complaint", "subject": "Broken lid", "description": "It leaks."},
         "interactions": {"kind": "call", "subject": "Asked about the lid"},
         "tasks": {"title": "Send a new lid"},
@@ -437,7 +437,7 @@ def test_the_database_file_and_a_backup_made_afterwards_hold_none_of_it(
 def test_kept_responses_that_held_their_data_are_replaced_and_not_run_again(
     client: TestClient, admin: Headers, engine: Engine
 ) -> None:
-    customer = _person(client, admin, **{"Idempotency-Key": "key-1"})
+    customer = _person(client, admin, owner_id=None, **{"Idempotency-Key": "key-1"})
     cid = customer["id"]
     product = _product(client, admin)
     _order(client, admin, cid, product, **{"Idempotency-Key": "key-2"})

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from tenure import __version__
 from tenure.app import create_app
 from tenure.config import Settings
 from tenure.db import make_sessionmaker
@@ -180,7 +181,7 @@ def test_business_gauges_count_customers_and_open_orders(
     samples = scrape(client)
     assert value(samples, "tenure_customers") == 2
     assert value(samples, "tenure_orders_open") == 2
-    assert value(samples, "tenure_build_info", version=metrics.__version__) == 1
+    assert value(samples, "tenure_build_info", version=__version__) == 1
 
 
 def test_business_gauges_are_cached_between_scrapes(engine: Engine) -> None:

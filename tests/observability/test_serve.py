@@ -172,7 +172,7 @@ def _healthz_per_worker(metrics_dir: Path) -> dict[str, float]:
     """The /healthz count in each worker's own file of the shared directory."""
     counts = {}
     for file in metrics_dir.glob("counter_*.db"):
-        for family in MultiProcessCollector.merge([str(file)]):
+        for family in MultiProcessCollector.merge([str(file)]):  # type: ignore[no-untyped-call]
             for s in family.samples:
                 if s.name == "tenure_http_requests_total" and s.labels["route"] == "/healthz":
                     counts[file.name] = s.value

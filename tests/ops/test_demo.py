@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.orm import Session
 
 from tenure.catalog.models import Product
@@ -71,7 +71,7 @@ def _digest(engine: Engine) -> str:
     h = hashlib.sha256()
     with engine.connect() as conn:
         for model in TABLES:
-            table = model.__table__
+            table = cast(Table, model.__table__)
             rows = sorted(repr(_opened(table, row)) for row in conn.execute(select(table)))
             h.update(f"{table.name}:{len(rows)}\n".encode())
             for row in rows:

@@ -24,7 +24,7 @@ from tenure.security.schemas import UserCreate
 from tenure.security.scope import EVERYTHING
 from tests.ops.conftest import RunCli
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"name": "Ann", "email": "ann@example.com", "phone": "+1 415 555 0101"},
     {"name": "Ben", "email": "ben@example.com", "tax_id": "X-1"},
     {"name": "Cy", "address": {"city": "Oslo", "country": "NO"}, "birth_date": "1990-01-02"},

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ EARLIER = HISTORY[:-1]
 
 def _model_tables() -> dict[str, tuple[type[Any] | None, sa.Table]]:
     """Table name -> (mapped class, if any; the table as the code defines it)."""
-    mapped = {m.local_table.name: m.class_ for m in Base.registry.mappers}
+    mapped = {cast(sa.Table, m.local_table).name: m.class_ for m in Base.registry.mappers}
     return {name: (mapped.get(name), table) for name, table in Base.metadata.tables.items()}
 
 

@@ -4,9 +4,9 @@ interactions and tasks, the same for the same seed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 
 from tenure.config import Settings
 from tenure.interactions.models import Interaction, Task
@@ -73,10 +73,10 @@ def test_the_same_seed_gives_the_same_opportunities(
     demo.load(engine, customers=50, seed=3, end=END, products=10, sealer=sealer)
     first = _rows(engine)
     with engine.begin() as conn:
-        conn.execute(StageChange.__table__.delete())
-        conn.execute(Interaction.__table__.delete())
-        conn.execute(Task.__table__.delete())
-        conn.execute(Opportunity.__table__.delete())
+        conn.execute(cast(Table, StageChange.__table__).delete())
+        conn.execute(cast(Table, Interaction.__table__).delete())
+        conn.execute(cast(Table, Task.__table__).delete())
+        conn.execute(cast(Table, Opportunity.__table__).delete())
 
     pipeline_demo.load(engine, seed=3, end=END)
 

@@ -37,7 +37,7 @@ def _refused(r: Any, field: str) -> None:
 def test_an_id_beyond_a_database_integer_is_invalid_input(
     client: TestClient, admin: Headers, method: str, path: str, field: str, big: int
 ) -> None:
-    body = {} if method == "PATCH" else None
+    body: dict[str, Any] | None = {} if method == "PATCH" else None
     _refused(client.request(method, path.format(id=big), json=body, headers=admin), field)
 
 

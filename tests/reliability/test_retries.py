@@ -60,7 +60,7 @@ def test_retried_orders_are_created_exactly_once(site: Site, root: Path) -> None
         assert sum(p.lost for p in placed) >= len(placed) // 2
         assert any(p.replayed for p in placed)
         with site.engine.connect() as conn:
-            stored = dict(
+            stored: dict[str, int] = dict(
                 conn.execute(text("SELECT notes, COUNT(*) FROM sales_order GROUP BY notes")).all()
             )
         assert stored == {p.key: 1 for p in placed}

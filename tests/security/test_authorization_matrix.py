@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx2 as httpx
 import pytest
@@ -189,10 +189,10 @@ def _guards(route: RouteContext) -> tuple[frozenset[str], bool]:
 
 def endpoints(app: FastAPI) -> list[Endpoint]:
     """Every (method, path) the application answers, with what guards it."""
-    found = []
+    found: list[Endpoint] = []
     for route in iter_route_contexts(app.routes):
         original = route.original_route
-        path = route.path or getattr(original, "path", "")
+        path = route.path or cast(str, getattr(original, "path", ""))
         methods = sorted(
             (route.methods or getattr(original, "methods", None) or {"GET"}) - {"HEAD"}
         )

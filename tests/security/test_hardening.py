@@ -8,13 +8,14 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenure.app import create_app
@@ -361,9 +362,9 @@ def test_the_web_login_page_rounds_a_long_wait_up_to_minutes(
     _fail(api, user.email, ACCOUNT_LIMIT)
     with sessions.begin() as s:  # as if many failures ago: blocked for 14 min 10 s more
         s.execute(
-            LoginThrottle.__table__.update().values(
-                blocked_until=clock.now + timedelta(seconds=850)
-            )
+            cast(Table, LoginThrottle.__table__)
+            .update()
+            .values(blocked_until=clock.now + timedelta(seconds=850))
         )
 
     status, page, retry_after = _form_login(api, user.email, PASSWORD)

@@ -245,11 +245,9 @@ def test_a_survey_token_names_its_ticket_until_it_is_used(
 
     with unit_of_work(sessions) as s:
         assert service.ticket_of_token(session=s, token=token).id == done
-        service.record_satisfaction(
-            session=s,
-            ticket=s.get(Ticket, done),
-            data=SatisfactionIn(rating=5),  # type: ignore[arg-type]
-        )
+        answered = s.get(Ticket, done)
+        assert answered is not None
+        service.record_satisfaction(session=s, ticket=answered, data=SatisfactionIn(rating=5))
     with sessions() as s, pytest.raises(BadSurveyLink, match="already recorded"):
         service.ticket_of_token(session=s, token=token)
     assert expires > datetime.now(UTC) + timedelta(days=13)

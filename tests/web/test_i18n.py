@@ -62,7 +62,7 @@ def zh(message: str) -> str:
 def extracted() -> dict[str, list[str]]:
     """Every msgid the templates and Python code use (as babel.cfg says), with its places."""
     with (ROOT / "babel.cfg").open() as fh:
-        method_map, options_map = parse_mapping_cfg(fh, "babel.cfg")
+        method_map, options_map = parse_mapping_cfg(fh, "babel.cfg")  # type: ignore[no-untyped-call]
     found: dict[str, list[str]] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
         ROOT, method_map, options_map
