@@ -241,7 +241,7 @@ def test_a_survey_token_names_its_ticket_until_it_is_used(
         sessions, customer(sessions, agent), opened=START, resolved_after=timedelta(hours=1)
     )
     with unit_of_work(sessions) as s:
-        token, expires = service.survey_token(session=s, ticket=s.get(Ticket, done), days=14)  # type: ignore[arg-type]
+        token, expires = service.survey_token(session=s, ticket=s.get_one(Ticket, done), days=14)
 
     with unit_of_work(sessions) as s:
         assert service.ticket_of_token(session=s, token=token).id == done
@@ -260,9 +260,9 @@ def test_an_expired_forged_or_reopened_survey_token_is_refused(
     done = ticket(sessions, who, opened=START, resolved_after=timedelta(hours=1))
     other = ticket(sessions, who, opened=START, resolved_after=timedelta(hours=1))
     with unit_of_work(sessions) as s:
-        expired, _ = service.survey_token(session=s, ticket=s.get(Ticket, done), days=-1)  # type: ignore[arg-type]
-        good, _ = service.survey_token(session=s, ticket=s.get(Ticket, done), days=1)  # type: ignore[arg-type]
-        theirs, _ = service.survey_token(session=s, ticket=s.get(Ticket, other), days=1)  # type: ignore[arg-type]
+        expired, _ = service.survey_token(session=s, ticket=s.get_one(Ticket, done), days=-1)
+        good, _ = service.survey_token(session=s, ticket=s.get_one(Ticket, done), days=1)
+        theirs, _ = service.survey_token(session=s, ticket=s.get_one(Ticket, other), days=1)
     forged = theirs[:-43] + good[-43:]  # another ticket, this signature
 
     with sessions() as s:
@@ -309,6 +309,6 @@ def test_a_survey_token_is_redacted_from_logged_paths(
         sessions, customer(sessions, agent), opened=START, resolved_after=timedelta(hours=1)
     )
     with unit_of_work(sessions) as s:
-        token, _ = service.survey_token(session=s, ticket=s.get(Ticket, done), days=1)  # type: ignore[arg-type]
+        token, _ = service.survey_token(session=s, ticket=s.get_one(Ticket, done), days=1)
 
     assert redact_text(f"/survey/{token}") == f"/survey/{REDACTED}"
