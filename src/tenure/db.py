@@ -413,14 +413,27 @@ class HeldConnection:
         self._owner = None
 
 
+StatementObserver = Callable[[str, float], None]
+_observers: list[StatementObserver] = []
+
+
+def observe_statements(observer: StatementObserver) -> None:
+    """Have ``observer(operation, seconds)`` called after each ``Prepared`` statement
+    (once, however often asked): the statement metrics, which time every other
+    statement through the engine's cursor events."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
 class Prepared:
     """A Core SELECT compiled once per dialect and run straight on the DBAPI cursor.
 
     For the few statements on the path of nearly every request (the token check, a
     customer and their totals): SQLAlchemy's per-execution work (cache key, execution
-    context, result object) costs several times what SQLite takes to answer them. The
-    values come back converted by the columns' own types, as ``Connection.execute``
-    would return them, and the engine's cursor events still see each query.
+    context, result object, cursor events) costs several times what SQLite takes to
+    answer them. The values come back converted by the columns' own types, as
+    ``Connection.execute`` would return them. Each statement is reported to the
+    statement observers (``observe_statements``) instead of the engine's cursor events.
     """
 
     def __init__(self, statement: Select[Any]) -> None:
@@ -433,19 +446,20 @@ class Prepared:
         conn = on.connection() if isinstance(on, Session) else on
         plan = self._plans.get(conn.dialect.name) or self._plan(conn.dialect)
         values = plan.parameters(params)
-        cursor = conn.connection.cursor()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            conn.dispatch.before_cursor_execute(conn, cursor, plan.sql, values, None, False)
-            try:
-                cursor.execute(plan.sql, values)
-                raw = cursor.fetchall()
-            except conn.dialect.loaded_dbapi.Error as exc:
-                raise DBAPIError.instance(
-                    plan.sql, values, exc, conn.dialect.loaded_dbapi.Error
-                ) from exc
-            conn.dispatch.after_cursor_execute(conn, cursor, plan.sql, values, None, False)
+            started = time.perf_counter()
+            cursor.execute(plan.sql, values)
+            raw = cursor.fetchall()
+            seconds = time.perf_counter() - started
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                plan.sql, values, exc, conn.dialect.loaded_dbapi.Error
+            ) from exc
         finally:
             cursor.close()
+        for observe in _observers:
+            observe("SELECT", seconds)
         return [plan.convert(row) for row in raw]
 
     def first(self, on: Session | Connection, **params: Any) -> tuple[Any, ...] | None:

@@ -152,6 +152,17 @@ def test_database_query_time_is_recorded(client: TestClient, admin: Headers) -> 
     assert (metrics.REGISTRY.get_sample_value(count, labels) or 0.0) >= before + 2  # key + list
 
 
+def test_prepared_statements_are_recorded_too(client: TestClient, admin: Headers) -> None:
+    # A customer's read runs its statements straight on the driver (tenure.db.Prepared):
+    # the credential, the customer, their tags and their order totals.
+    customer = client.post("/api/v1/customers", json={"name": "Ann"}, headers=admin).json()
+    labels = {"operation": "SELECT"}
+    count = "tenure_db_query_duration_seconds_count"
+    before = metrics.REGISTRY.get_sample_value(count, labels) or 0.0
+    assert client.get(f"/api/v1/customers/{customer['id']}", headers=admin).status_code == 200
+    assert (metrics.REGISTRY.get_sample_value(count, labels) or 0.0) >= before + 4
+
+
 def test_business_gauges_count_customers_and_open_orders(
     client: TestClient, admin: Headers
 ) -> None:

@@ -42,6 +42,7 @@ from tenure import __version__
 from tenure.config import Settings
 from tenure.core.problems import problem_response
 from tenure.customers import service as customers_service
+from tenure.db import observe_statements
 from tenure.observability.logs import current_request
 from tenure.orders import service as orders_service
 from tenure.security.scope import EVERYTHING
@@ -148,11 +149,14 @@ def _after_cursor_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) 
     starts = conn.info.get(_STARTS)
     if not starts:
         return
-    seconds = time.perf_counter() - starts.pop()
-    op = _operation(statement)
-    child = _db_children.get(op)
+    _observe_statement(_operation(statement), time.perf_counter() - starts.pop())
+
+
+def _observe_statement(operation: str, seconds: float) -> None:
+    """One statement's duration, in the metrics and the request's access log entry."""
+    child = _db_children.get(operation)
     if child is None:
-        child = _db_children[op] = DB_DURATION.labels(op)
+        child = _db_children[operation] = DB_DURATION.labels(operation)
     child.observe(seconds)
     stats = current_request.get()
     if stats is not None:
@@ -169,7 +173,9 @@ def _handle_error(context: Any) -> None:
 
 
 def instrument_engine(engine: Engine) -> None:
-    """Time every statement ``engine`` executes (once per engine, however often called)."""
+    """Time every statement ``engine`` executes (once per engine, however often called),
+    and the ``Prepared`` ones, which do not go through its events."""
+    observe_statements(_observe_statement)
     if event.contains(engine, "before_cursor_execute", _before_cursor_execute):
         return
     event.listen(engine, "before_cursor_execute", _before_cursor_execute)
