@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -125,7 +125,7 @@ def read(
     scope: RecordScope,
     sealer: fields.Sealer,
     reveal: bool = False,
-    summary: Callable[[int], Any],
+    summary: Callable[[int], object],
 ) -> CustomerDetail:
     """A customer by id as the API shows it (sensitive fields opened by ``sealer`` and
     masked unless ``reveal``), with their order summary (``summary(customer_id)``);
@@ -140,29 +140,24 @@ def read(
     if not scope.reaches(values["owner_id"]):
         raise _not_found(customer_id)
     tags = [tag for (tag,) in _READ_TAGS.all(session, customer_id=customer_id)]
-    detail = _view(
-        sealer, values, tags, reveal=reveal, model=CustomerDetail, summary=summary(customer_id)
-    )
-    return cast(CustomerDetail, detail)
+    shown = {**_shown(sealer, values, tags, reveal=reveal), "summary": summary(customer_id)}
+    return CustomerDetail.model_validate(shown, from_attributes=True)
 
 
 def _view(
-    sealer: fields.Sealer,
-    row: Any,
-    tags: list[str],
-    *,
-    reveal: bool = False,
-    model: type[CustomerRead] = CustomerRead,
-    **more: Any,
+    sealer: fields.Sealer, row: Any, tags: list[str], *, reveal: bool = False
 ) -> CustomerRead:
+    return CustomerRead.model_validate(_shown(sealer, row, tags, reveal=reveal))
+
+
+def _shown(sealer: fields.Sealer, row: Any, tags: list[str], *, reveal: bool) -> dict[str, Any]:
+    """The fields of a customer (a row mapping or an ORM object) as the API shows them."""
     if isinstance(row, dict):
         values = {key: row[key] for key in _PLAIN_KEYS}
     else:
         values = {key: getattr(row, key) for key in _PLAIN_KEYS}
     shown = personal.revealed(sealer, row) if reveal else personal.masked(sealer, row)
-    return model.model_validate(
-        {**values, **shown, "tags": tags, **more}, from_attributes=bool(more)
-    )
+    return {**values, **shown, "tags": tags}
 
 
 def view(*, session: Session, customer: Customer, reveal: bool = False) -> CustomerRead:
