@@ -1,6 +1,6 @@
 """The connection kept checked out for the route shortcuts' reads (tenure.db.HeldConnection):
-one per thread that owns it, a fresh transaction per read, replaced when it breaks, and
-given back to the pool when closed."""
+one per thread that owns it, a fresh transaction per read, given back to the pool when a
+read fails or when closed."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, column, func, literal_column, select, table, text
 
 from tenure.config import Settings
-from tenure.db import HeldConnection, make_engine
+from tenure.db import DirectRead, HeldConnection, Prepared, make_engine
+
+_NOTES = Prepared(select(func.count()).select_from(table("note")))
+_MISSING = Prepared(select(column("x")).select_from(table("missing")))
+_ONE = Prepared(select(literal_column("1")))
+
+
+def _notes(read: DirectRead) -> int:
+    (count,) = _NOTES.all(read)[0]
+    return int(count)
 
 
 @pytest.fixture
@@ -24,10 +33,6 @@ def own_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _dbapi(conn: object) -> object:
-    return conn.connection.dbapi_connection  # type: ignore[attr-defined]
-
-
 def _checked_out(engine: Engine) -> int:
     return engine.pool.checkedout()  # type: ignore[attr-defined, no-any-return]
 
@@ -35,9 +40,9 @@ def _checked_out(engine: Engine) -> int:
 def test_reads_on_one_thread_share_one_connection_until_it_is_closed(own_engine: Engine) -> None:
     held = HeldConnection(own_engine)
     with held.read() as first:
-        seen = _dbapi(first)
+        seen = first.dbapi_connection
     with held.read() as second:
-        assert _dbapi(second) is seen
+        assert second.dbapi_connection is seen
     assert _checked_out(own_engine) == 1
 
     held.close()
@@ -48,25 +53,25 @@ def test_reads_on_one_thread_share_one_connection_until_it_is_closed(own_engine:
 def test_each_read_sees_what_others_committed_before_it(own_engine: Engine) -> None:
     held = HeldConnection(own_engine)
     with held.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM note")).scalar_one() == 0
+        assert _notes(conn) == 0
     with own_engine.begin() as writer:
         writer.execute(text("INSERT INTO note VALUES ('written after the first read')"))
 
     with held.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM note")).scalar_one() == 1
+        assert _notes(conn) == 1
     held.close()
 
 
 def test_another_thread_reads_on_a_connection_from_the_pool(own_engine: Engine) -> None:
     held = HeldConnection(own_engine)
     with held.read() as conn:
-        owners = _dbapi(conn)
+        owners = conn.dbapi_connection
     seen: list[object] = []
 
     def elsewhere() -> None:
         with held.read() as other:
-            seen.append(_dbapi(other))
-            assert other.execute(text("SELECT 1")).scalar_one() == 1
+            seen.append(other.dbapi_connection)
+            assert _ONE.all(other) == [(1,)]
 
     thread = threading.Thread(target=elsewhere)
     thread.start()
@@ -77,26 +82,26 @@ def test_another_thread_reads_on_a_connection_from_the_pool(own_engine: Engine) 
     held.close()
 
 
-def test_a_failed_read_rolls_back_and_the_next_one_works(own_engine: Engine) -> None:
+def test_a_failed_read_gives_its_connection_back_and_the_next_read_takes_another(
+    own_engine: Engine,
+) -> None:
     held = HeldConnection(own_engine)
     with pytest.raises(Exception, match="no such table"), held.read() as conn:
-        conn.execute(text("SELECT * FROM missing"))
+        _MISSING.all(conn)
+    assert _checked_out(own_engine) == 0
 
     with held.read() as conn:
-        assert conn.in_transaction()
-        assert conn.execute(text("SELECT count(*) FROM note")).scalar_one() == 0
-    held.close()
-
-
-def test_an_invalidated_connection_is_replaced(own_engine: Engine) -> None:
-    held = HeldConnection(own_engine)
-    with pytest.raises(ConnectionError), held.read() as conn:
-        broken = conn
-        conn.invalidate()  # as the pool does when the database connection is lost
-        raise ConnectionError
-
-    with held.read() as conn:
-        assert conn is not broken
-        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert conn.dbapi_connection.in_transaction
+        assert _notes(conn) == 0
     held.close()
     assert _checked_out(own_engine) == 0
+
+
+def test_a_read_ends_its_transaction(own_engine: Engine) -> None:
+    held = HeldConnection(own_engine)
+    with held.read() as conn:
+        assert conn.dbapi_connection.in_transaction
+        raw = conn.dbapi_connection
+
+    assert not raw.in_transaction  # an open read would hold back the WAL's checkpoints
+    held.close()

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit_service
@@ -28,6 +27,7 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
+from tenure.db import ReadsIn
 from tenure.deps import (
     IfMatch,
     ListParamsDep,
@@ -71,14 +71,14 @@ def _detail(session: SessionDep, customer: Customer, response: Response) -> Cust
     return _with_summary(session, service.view(session=session, customer=customer))
 
 
-def _summary(session: Session | Connection) -> Callable[[int], CustomerTotals]:
+def _summary(session: ReadsIn) -> Callable[[int], CustomerTotals]:
     """A customer's order totals, read in ``session``: the summary ``service.read`` adds."""
     return lambda customer_id: orders_service.customer_totals(
         session=session, customer_id=customer_id
     )
 
 
-def _with_summary(session: Session | Connection, customer: CustomerRead) -> CustomerDetail:
+def _with_summary(session: ReadsIn, customer: CustomerRead) -> CustomerDetail:
     """``customer`` with their order summary. Validated again, which costs less than
     ``model_construct``: the validator is compiled, the constructor is Python."""
     totals = orders_service.customer_totals(session=session, customer_id=customer.id)
@@ -261,8 +261,8 @@ def _read_plainly(request: Request) -> Response | None:
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
         return None
-    with state.held.read() as connection:
-        holder = security_service.holder(connection, credential)
+    with state.held.read() as held:
+        holder = security_service.holder(held, credential)
         if holder is None or holder.key_use_due:  # the route notes the key's use
             return None
         user_id, role = holder.user_id, holder.role
@@ -271,11 +271,11 @@ def _read_plainly(request: Request) -> Response | None:
             return None
         try:
             detail = service.read(
-                session=connection,
+                session=held,
                 customer_id=int(customer_id),
                 scope=scope,
                 sealer=state.sealer,
-                summary=_summary(connection),
+                summary=_summary(held),
             )
         except NotFound:
             return None

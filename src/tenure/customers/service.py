@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Connection,
     Integer,
     Select,
     and_,
@@ -40,7 +39,7 @@ from tenure.core.time import utcnow
 from tenure.customers import personal, search
 from tenure.customers.models import Customer, CustomerSearchTerm, CustomerTag
 from tenure.customers.schemas import CustomerCreate, CustomerDetail, CustomerRead, CustomerUpdate
-from tenure.db import Prepared
+from tenure.db import Prepared, ReadsIn
 from tenure.security import fields
 from tenure.security.fields import InvalidPhone
 from tenure.security.models import User
@@ -120,7 +119,7 @@ _READ_TAGS = Prepared(
 
 def read(
     *,
-    session: Session | Connection,
+    session: ReadsIn,
     customer_id: int,
     scope: RecordScope,
     sealer: fields.Sealer,

@@ -37,7 +37,7 @@ from tenure.core.money import quantize
 from tenure.core.pagination import AnySelect, Slice, Sort, SortField, keyset_page
 from tenure.core.time import as_utc, utcnow
 from tenure.customers import service as customers_service
-from tenure.db import Prepared
+from tenure.db import Prepared, ReadsIn
 from tenure.orders.models import Order, OrderLine, RevenueDay
 from tenure.orders.schemas import (
     INITIAL,
@@ -436,7 +436,7 @@ _TOTALS = Prepared(
 )
 
 
-def customer_totals(*, session: Session | Connection, customer_id: int) -> CustomerTotals:
+def customer_totals(*, session: ReadsIn, customer_id: int) -> CustomerTotals:
     """Order count, spend per currency, average order value and first and last order."""
     rows = _TOTALS.all(session, customer_id=customer_id)
     spent = {cur: quantize(total, cur) for cur, _n, total, _a, _b in rows}

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Connection, FromClause, bindparam, func, select, update
+from sqlalchemy import FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated, field_error
 from tenure.core.time import utcnow
-from tenure.db import Prepared
+from tenure.db import Prepared, ReadsIn
 from tenure.security import scope as scopes
 from tenure.security import throttle
 from tenure.security.models import AccessToken, ApiKey, Team, User
@@ -385,7 +385,7 @@ class Holder(NamedTuple):
     key_use_due: bool = False
 
 
-def holder(on: Session | Connection, credential: str) -> Holder | None:
+def holder(on: ReadsIn, credential: str) -> Holder | None:
     """The holder of ``credential``, a sign-in token or an API key, while it is live and
     its user active; None otherwise. Read on every request, so a revoked token, a revoked
     key or a disabled user is refused from the next request on."""
