@@ -38,7 +38,6 @@ except ImportError:  # pragma: no cover - not POSIX: writers queue per process o
 
 WRITE_OPTION = "tenure_write"
 BUSY_TIMEOUT_SECONDS = 10.0
-SQLITE_MMAP_BYTES = 2 * 1024**3
 # JSON documents: jsonb on PostgreSQL (indexable), JSON text on SQLite.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -63,11 +62,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
-    # Reads through a memory map instead of a read() call and a copy per page: random
-    # reads over a database larger than the page cache (a customer, their orders) cost
-    # a third less CPU at a million customers. 2 GiB, the most SQLite's default build
-    # maps; the rest of a larger file is read as before. Writes still go through the WAL.
-    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     # Deleted and overwritten content is zeroed, not left in free space: an erased
     # customer's data must not stay readable in the file (not every build defaults to it).
     cursor.execute("PRAGMA secure_delete=ON")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tenure.config import Settings
-from tenure.db import SQLITE_MMAP_BYTES, create_engine, make_engine
+from tenure.db import create_engine, make_engine
 from tenure.ops import doctor
 from tenure.ops.doctor import Status
 from tenure.sqlite import has_wal_reset_bug, sqlite3
@@ -50,22 +50,6 @@ def test_the_server_s_connections_use_a_sqlite_without_the_bug(tmp_path: Path) -
     assert version == sqlite3.sqlite_version
     assert not has_wal_reset_bug(sqlite3.sqlite_version_info)
     assert isinstance(raw, sqlite3.Connection)
-
-
-def test_the_server_reads_a_database_file_through_a_memory_map(tmp_path: Path) -> None:
-    engine = make_engine(Settings(data_dir=tmp_path, database_url=None))
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE t (v TEXT)"))
-            conn.execute(text("INSERT INTO t VALUES ('written')"))
-        with engine.connect() as conn:
-            mapped = conn.execute(text("PRAGMA mmap_size")).scalar_one()
-            value = conn.execute(text("SELECT v FROM t")).scalar_one()
-    finally:
-        engine.dispose()
-
-    assert mapped == SQLITE_MMAP_BYTES
-    assert value == "written"
 
 
 def test_an_engine_is_refused_a_sqlite_with_the_bug(
