@@ -414,12 +414,12 @@ class HeldConnection:
         held = self._connection
         if held is None:
             held = self._connection = self.engine.connect()
-        raw = held.connection.dbapi_connection
+        raw: Any = held.connection.dbapi_connection
         if isinstance(raw, _SQLiteConnection):
             raw.begin(write=False)  # elsewhere the DBAPI begins with the first statement
         try:
             yield DirectRead(held.dialect, raw)
-            raw.commit()  # type: ignore[union-attr]
+            raw.commit()
         except BaseException:
             self.close()
             raise

@@ -78,7 +78,7 @@ def _summary(session: ReadsIn) -> Callable[[int], CustomerTotals]:
     )
 
 
-def _with_summary(session: ReadsIn, customer: CustomerRead) -> CustomerDetail:
+def _with_summary(session: Session, customer: CustomerRead) -> CustomerDetail:
     """``customer`` with their order summary. Validated again, which costs less than
     ``model_construct``: the validator is compiled, the constructor is Python."""
     totals = orders_service.customer_totals(session=session, customer_id=customer.id)
