@@ -26,7 +26,9 @@ from sqlalchemy import (
 from sqlalchemy import create_engine as sqlalchemy_engine  # noqa: TID251
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.functions import GenericFunction
 
 from tenure.config import Settings
 from tenure.sqlite import has_wal_reset_bug, sqlite3
@@ -388,13 +390,15 @@ class HeldConnection:
     """One pooled connection kept checked out for reads that run start to finish on one
     thread without giving it up: the route shortcuts on the event loop
     (``tenure.core.routing.shortcut``). Checking a connection out of the pool and back
-    in, with its reset, costs more than such a read's queries; so does SQLAlchemy's
-    bookkeeping of a transaction, which these reads begin and end on the DBAPI
-    connection itself.
+    in, with its reset, costs more than such a read's queries.
 
-    The first thread to read owns it; another thread reads on a connection from the pool
-    as usual. A read that fails gives the connection back to the pool (which resets it)
-    and the next read takes another."""
+    On SQLite the held connection opens no transaction: each statement reads the latest
+    committed state on its own, so a read that needs one consistent view asks for it in
+    one statement (``tenure.customers.service.read`` does). Elsewhere, and for another
+    thread than the one that owns it, a read is one transaction on a pooled connection.
+
+    The first thread to read owns it. A read that fails gives the connection back to the
+    pool (which resets it) and the next read takes another."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -403,23 +407,19 @@ class HeldConnection:
 
     @contextmanager
     def read(self) -> Iterator[DirectRead]:
-        """A transaction on the held connection, ended when the block ends."""
+        """Statements on the held connection for as long as the block runs."""
         thread = threading.get_ident()
         if self._owner is None:
             self._owner = thread
-        if thread != self._owner:
+        if thread != self._owner or self.engine.dialect.name != "sqlite":
             with self.engine.connect() as pooled, pooled.begin():
                 yield DirectRead(pooled.dialect, pooled.connection.dbapi_connection)
             return
         held = self._connection
         if held is None:
             held = self._connection = self.engine.connect()
-        raw: Any = held.connection.dbapi_connection
-        if isinstance(raw, _SQLiteConnection):
-            raw.begin(write=False)  # elsewhere the DBAPI begins with the first statement
         try:
-            yield DirectRead(held.dialect, raw)
-            raw.commit()
+            yield DirectRead(held.dialect, held.connection.dbapi_connection)
         except BaseException:
             self.close()
             raise
@@ -430,6 +430,25 @@ class HeldConnection:
             self._connection.close()
             self._connection = None
         self._owner = None
+
+
+class json_array_agg(GenericFunction[Any]):
+    """The values of a group as one JSON array (None for no rows); with
+    ``.aggregate_order_by(...)`` in that order. ``json_group_array`` on SQLite,
+    ``json_agg`` on PostgreSQL."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_array_agg, "sqlite")
+def _json_array_agg_sqlite(element: json_array_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_array_agg, "postgresql")
+def _json_array_agg_postgresql(element: json_array_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
 
 
 StatementObserver = Callable[[str, float], None]

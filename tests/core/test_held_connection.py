@@ -1,5 +1,5 @@
 """The connection kept checked out for the route shortcuts' reads (tenure.db.HeldConnection):
-one per thread that owns it, a fresh transaction per read, given back to the pool when a
+one for the thread that owns it, no transaction left open, given back to the pool when a
 read fails or when closed."""
 
 from __future__ import annotations
@@ -91,17 +91,21 @@ def test_a_failed_read_gives_its_connection_back_and_the_next_read_takes_another
     assert _checked_out(own_engine) == 0
 
     with held.read() as conn:
-        assert conn.dbapi_connection.in_transaction
         assert _notes(conn) == 0
     held.close()
     assert _checked_out(own_engine) == 0
 
 
-def test_a_read_ends_its_transaction(own_engine: Engine) -> None:
+def test_a_read_holds_no_transaction_open(own_engine: Engine) -> None:
     held = HeldConnection(own_engine)
     with held.read() as conn:
-        assert conn.dbapi_connection.in_transaction
+        assert _notes(conn) == 0
+        assert not conn.dbapi_connection.in_transaction
         raw = conn.dbapi_connection
+    with own_engine.begin() as writer:
+        writer.execute(text("INSERT INTO note VALUES ('written between two reads')"))
 
     assert not raw.in_transaction  # an open read would hold back the WAL's checkpoints
+    with held.read() as conn:
+        assert _notes(conn) == 1
     held.close()

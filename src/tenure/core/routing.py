@@ -182,9 +182,10 @@ def shortcut(answer: Shortcut) -> Callable[[Callable[..., T]], Callable[..., T]]
     session cost several times the queries. A shortcut answers only the plain case it
     was written for, exactly as the route would; anything else (another credential, an
     error of any kind, an option it does not handle) it leaves to the route, so refusals,
-    their audit entries and error answers have one implementation. It reads in one
-    transaction on the app's held connection (``app.state.held``, a
-    ``tenure.db.HeldConnection``), and never awaits while it does."""
+    their audit entries and error answers have one implementation. It reads on the
+    app's held connection (``app.state.held``, a ``tenure.db.HeldConnection``, which
+    opens no transaction: what must be consistent is read in one statement), and never
+    awaits while it does."""
 
     def mark(endpoint: Callable[..., T]) -> Callable[..., T]:
         setattr(endpoint, SHORTCUT, answer)

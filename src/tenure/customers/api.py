@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
@@ -27,7 +26,6 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
-from tenure.db import ReadsIn
 from tenure.deps import (
     IfMatch,
     ListParamsDep,
@@ -41,7 +39,6 @@ from tenure.deps import (
 )
 from tenure.orders import service as orders_service
 from tenure.orders.schemas import OrderRead
-from tenure.orders.service import CustomerTotals
 from tenure.security import fields
 from tenure.security import service as security_service
 from tenure.security.permissions import (
@@ -69,13 +66,6 @@ def _detail(session: SessionDep, customer: Customer, response: Response) -> Cust
     an Idempotency-Key retry."""
     response.headers["ETag"] = etag(customer.version)
     return _with_summary(session, service.view(session=session, customer=customer))
-
-
-def _summary(session: ReadsIn) -> Callable[[int], CustomerTotals]:
-    """A customer's order totals, read in ``session``: the summary ``service.read`` adds."""
-    return lambda customer_id: orders_service.customer_totals(
-        session=session, customer_id=customer_id
-    )
 
 
 def _with_summary(session: Session, customer: CustomerRead) -> CustomerDetail:
@@ -275,7 +265,6 @@ def _read_plainly(request: Request) -> Response | None:
                 customer_id=int(customer_id),
                 scope=scope,
                 sealer=state.sealer,
-                summary=_summary(held),
             )
         except NotFound:
             return None
@@ -301,7 +290,6 @@ def get_customer(
         scope=scope,
         sealer=fields.of(session),
         reveal=reveal,
-        summary=_summary(session),
     )
     if reveal:
         audit_service.revealed(

@@ -50,6 +50,7 @@ from tenure.orders.schemas import (
     OrderStatus,
     OrderUpdate,
 )
+from tenure.orders.totals import CustomerTotals, purchases, totals_of
 from tenure.security.scope import RecordScope
 
 SORT_FIELDS = (
@@ -65,15 +66,6 @@ class OrderFilter:
     customer_id: int | None = None
     status: str | None = None
     trashed: bool = False
-
-
-@dataclass(frozen=True)
-class CustomerTotals:
-    order_count: int
-    total_spent: dict[str, Decimal]
-    average_order_value: dict[str, Decimal]
-    first_order_at: datetime | None
-    last_order_at: datetime | None
 
 
 def get(
@@ -417,39 +409,13 @@ def list_orders(
     )
 
 
-# On the path of every customer read: compiled once and run straight on the connection
-# (the statuses are separate literals, not an IN list expanded per call).
-_TOTALS = Prepared(
-    select(
-        _ORDER.c.currency,
-        func.count(_ORDER.c.id),
-        func.sum(_ORDER.c.total),
-        func.min(_ORDER.c.ordered_at),
-        func.max(_ORDER.c.ordered_at),
-    )
-    .where(
-        _ORDER.c.customer_id == bindparam("customer_id"),
-        _ORDER.c.status.in_([literal(s.value) for s in sorted(PURCHASED)]),
-        _ORDER.c.deleted_at.is_(None),
-    )
-    .group_by(_ORDER.c.currency)
-)
+# On the path of every write to a customer: compiled once, run straight on the connection.
+_TOTALS = Prepared(purchases(bindparam("customer_id")))
 
 
 def customer_totals(*, session: ReadsIn, customer_id: int) -> CustomerTotals:
     """Order count, spend per currency, average order value and first and last order."""
-    rows = _TOTALS.all(session, customer_id=customer_id)
-    spent = {cur: quantize(total, cur) for cur, _n, total, _a, _b in rows}
-    counts = {cur: n for cur, n, *_ in rows}
-    firsts = [r[3] for r in rows if r[3] is not None]
-    lasts = [r[4] for r in rows if r[4] is not None]
-    return CustomerTotals(
-        order_count=sum(counts.values()),
-        total_spent=spent,
-        average_order_value={cur: quantize(spent[cur] / counts[cur], cur) for cur in spent},
-        first_order_at=min(firsts) if firsts else None,
-        last_order_at=max(lasts) if lasts else None,
-    )
+    return totals_of(_TOTALS.all(session, customer_id=customer_id))
 
 
 OPEN = (OrderStatus.PLACED, OrderStatus.PAID)
