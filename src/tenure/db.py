@@ -433,9 +433,9 @@ class HeldConnection:
 
 
 class json_array_agg(GenericFunction[Any]):
-    """The values of a group as one JSON array (None for no rows); with
-    ``.aggregate_order_by(...)`` in that order. ``json_group_array`` on SQLite,
-    ``json_agg`` on PostgreSQL."""
+    """The values of a group as one JSON array, in the order of
+    ``.aggregate_order_by(...)`` when given: ``json_group_array`` on SQLite (``[]`` for
+    no rows), ``json_agg`` on PostgreSQL (NULL for no rows)."""
 
     type = JSON()
     inherit_cache = True

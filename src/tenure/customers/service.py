@@ -124,8 +124,8 @@ _DETAIL = Prepared(
     .select_from(_CUSTOMER.outerjoin(_PURCHASES, true()))
     .where(_CUSTOMER.c.id == bindparam("customer_id"), _CUSTOMER.c.deleted_at.is_(None))
 )
-_TAGS_AT = len(_CUSTOMER_KEYS)
-_PURCHASES_AT = _TAGS_AT + 1
+_TAGS_AT = _DETAIL.keys.index("tags")
+_PURCHASES_AT = _DETAIL.keys.index("currency")
 
 
 def read(

@@ -409,7 +409,8 @@ def list_orders(
     )
 
 
-# On the path of every write to a customer: compiled once, run straight on the connection.
+# The totals read apart from the customer (answers to customer writes, the customer page,
+# privacy exports): compiled once, run straight on the connection.
 _TOTALS = Prepared(purchases(bindparam("customer_id")))
 
 
