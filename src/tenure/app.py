@@ -34,6 +34,7 @@ from tenure.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from tenure.core.openapi import add_problem_responses
 from tenure.core.outage import UNAVAILABLE, Outage, outage
 from tenure.core.problems import problem_response
+from tenure.core.routing import Shortcuts
 from tenure.customers.api import router as customers_router
 from tenure.customers.web import router as customers_web_router
 from tenure.db import WRITE_OPTION, HeldConnection, make_engine, make_sessionmaker
@@ -76,10 +77,18 @@ log = logging.getLogger("tenure")
 
 class TenureApp(FastAPI):
     """FastAPI with the security headers outside everything, its 500 handler included,
-    and every operation's error answers in the OpenAPI document."""
+    the route shortcuts in front of the router, and every operation's error answers in
+    the OpenAPI document."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeadersMiddleware(super().build_middleware_stack())
+        # The route shortcuts go in front of the router, inside every middleware (the
+        # exception handlers included), where FastAPI puts the router.
+        router = self.router
+        self.router = Shortcuts(router)  # type: ignore[assignment]
+        try:
+            return SecurityHeadersMiddleware(super().build_middleware_stack())
+        finally:
+            self.router = router
 
     def openapi(self) -> dict[str, Any]:
         schema = super().openapi()

@@ -109,3 +109,66 @@ def test_a_read_holds_no_transaction_open(own_engine: Engine) -> None:
     with held.read() as conn:
         assert _notes(conn) == 1
     held.close()
+
+
+def test_the_memo_keeps_what_a_read_put_there_until_another_connection_commits(
+    own_engine: Engine,
+) -> None:
+    held = HeldConnection(own_engine)
+    with held.read() as conn:
+        assert conn.memo is not None
+        conn.memo["notes"] = _notes(conn)
+    with held.read() as conn:
+        assert conn.memo == {"notes": 0}
+
+    with own_engine.begin() as writer:
+        writer.execute(text("INSERT INTO note VALUES ('the memo no longer holds')"))
+
+    with held.read() as conn:
+        assert conn.memo == {}
+        assert _notes(conn) == 1
+    held.close()
+
+
+def test_a_connection_given_back_leaves_its_memo_behind(own_engine: Engine) -> None:
+    # The pool may hand it to a writer, whose own commits its data_version does not count.
+    held = HeldConnection(own_engine)
+    with held.read() as conn:
+        assert conn.memo is not None
+        conn.memo["kept"] = True
+    held.close()
+
+    with held.read() as conn:
+        assert conn.memo == {}
+    held.close()
+
+
+def test_the_memo_starts_again_when_it_is_full(
+    own_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(HeldConnection, "MEMO_LIMIT", 2)
+    held = HeldConnection(own_engine)
+    with held.read() as conn:
+        assert conn.memo is not None
+        conn.memo.update(first=1, second=2)
+    with held.read() as conn:
+        assert conn.memo == {}
+    held.close()
+
+
+def test_a_read_on_another_thread_gets_no_memo(own_engine: Engine) -> None:
+    held = HeldConnection(own_engine)
+    with held.read():
+        pass
+    memos: list[object] = []
+
+    def elsewhere() -> None:
+        with held.read() as other:
+            memos.append(other.memo)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+
+    assert memos == [None]
+    held.close()

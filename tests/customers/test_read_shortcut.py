@@ -188,3 +188,41 @@ def test_the_app_gives_back_the_connection_its_shortcuts_read_on_when_it_stops(
         assert engine.pool.checkedout() == before + held  # type: ignore[attr-defined]
 
     assert engine.pool.checkedout() == before  # type: ignore[attr-defined]
+
+
+def _sign_out(client: TestClient, admin: Headers, headers: Headers) -> None:
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+
+
+def _disable_the_user(client: TestClient, admin: Headers, headers: Headers) -> None:
+    user_id = client.get("/api/v1/auth/me", headers=headers).json()["id"]
+    r = client.patch(f"/api/v1/users/{user_id}", json={"is_active": False}, headers=admin)
+    assert r.status_code == 200, r.text
+
+
+def _revoke_the_key(client: TestClient, admin: Headers, headers: Headers) -> None:
+    key_id = client.get("/api/v1/api-keys", headers=admin).json()[-1]["id"]
+    assert client.delete(f"/api/v1/api-keys/{key_id}", headers=admin).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("credential", "withdraw"),
+    [("token", _sign_out), ("token", _disable_the_user), ("key", _revoke_the_key)],
+)
+def test_a_credential_withdrawn_after_a_remembered_read_is_refused_at_once(
+    client: TestClient,
+    login: Callable[..., Headers],
+    credential: str,
+    withdraw: Callable[[TestClient, Headers, Headers], None],
+) -> None:
+    admin = login("admin")
+    headers = login("admin") if credential == "token" else _api_key(client, admin)
+    customer = _customer(client, admin)
+    # The held connection remembers a credential between reads (DirectRead.memo) for as
+    # long as nothing is committed: the second read finds it there.
+    for _ in range(2):
+        assert client.get(f"{URL}/{customer['id']}", headers=headers).status_code == 200
+
+    withdraw(client, admin, headers)
+
+    assert client.get(f"{URL}/{customer['id']}", headers=headers).status_code == 401

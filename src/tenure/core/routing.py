@@ -30,17 +30,20 @@ import functools
 import inspect
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import fastapi
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from tenure.db import WriterLock, become_writer, writer_lock
 from tenure.sqlite import sqlite3
@@ -175,11 +178,12 @@ SHORTCUT = "tenure_shortcut"
 
 def shortcut(answer: Shortcut) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Give a route a faster way to its most frequent answer: ``answer(request)`` runs
-    first, on the event loop, before FastAPI solves the route's dependencies or a unit of
-    work is opened; when it returns None the route runs as declared.
+    first, on the event loop, before the router looks at the routes, FastAPI solves the
+    route's dependencies or a unit of work is opened (see :class:`Shortcuts`); when it
+    returns None the request is routed as any other.
 
-    For the few reads on the path of nearly every client: the dependencies and the
-    session cost several times the queries. A shortcut answers only the plain case it
+    For the few reads on the path of nearly every client: routing, the dependencies and
+    the session cost several times the queries. A shortcut answers only the plain case it
     was written for, exactly as the route would; anything else (another credential, an
     error of any kind, an option it does not handle) it leaves to the route, so refusals,
     their audit entries and error answers have one implementation. It reads on the
@@ -192,6 +196,73 @@ def shortcut(answer: Shortcut) -> Callable[[Callable[..., T]], Callable[..., T]]
         return endpoint
 
     return mark
+
+
+@dataclass(frozen=True)
+class _Shortcut:
+    route: RouteContext
+    answer: Shortcut
+    # The routes before this one that could take the same requests: while one of them
+    # does, the router would choose it, so the shortcut stays out of the way.
+    rivals: tuple[RouteContext, ...]
+
+
+class Shortcuts:
+    """The app's router, with the route shortcuts (``shortcut``) tried first.
+
+    A request that the router would give to a route with a shortcut goes to the
+    shortcut without the router matching it against the routes before (one by one) and
+    without FastAPI's per-route machinery; what the shortcut leaves goes to the router.
+    The routes are read at the first request, once the app has them all: a route added
+    later comes after them, so it cannot take their requests."""
+
+    def __init__(self, router: fastapi.routing.APIRouter) -> None:
+        self.router = router
+        self._shortcuts: tuple[_Shortcut, ...] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            shortcuts = self._shortcuts
+            if shortcuts is None:
+                shortcuts = self._shortcuts = _shortcuts(self.router.routes)
+            for found in shortcuts:
+                match, child_scope = found.route.matches(scope)
+                if match is not Match.FULL or any(
+                    rival.matches(scope)[0] is Match.FULL for rival in found.rivals
+                ):
+                    continue
+                scope.update(child_scope, route=found.route.original_route)
+                response = found.answer(Request(scope, receive, send))
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+                break
+        await self.router(scope, receive, send)
+
+
+def _shortcuts(routes: Sequence[BaseRoute]) -> tuple[_Shortcut, ...]:
+    ordered = list(iter_route_contexts(routes))
+    found = []
+    for at, route in enumerate(ordered):
+        answer: Shortcut | None = getattr(route.endpoint, SHORTCUT, None)
+        if answer is not None:
+            rivals = tuple(other for other in ordered[:at] if _may_overlap(route, other))
+            found.append(_Shortcut(route, answer, rivals))
+    return tuple(found)
+
+
+def _may_overlap(route: RouteContext, earlier: RouteContext) -> bool:
+    """Whether ``earlier`` might match a request that ``route`` matches: they share a
+    method (or ``earlier`` takes any, as a mount does) and neither path's fixed start
+    rules the other out."""
+    methods, other_methods = route.methods or set(), earlier.methods
+    if other_methods is not None and not methods & other_methods:
+        return False
+    path, other = route.path_format or "", earlier.path_format or ""
+    if "{" not in other:  # one path only: does this route take it?
+        return route.path_regex.match(other) is not None
+    start, other_start = path.split("{", 1)[0], other.split("{", 1)[0]
+    return start.startswith(other_start) or other_start.startswith(start)
 
 
 class SessionRoute(APIRoute):
@@ -208,15 +279,7 @@ class SessionRoute(APIRoute):
         opener = unit_of_work_of(self.dependant)
         if opener is not None:
             handler = _in_unit_of_work(opener, handler)
-        answer: Shortcut | None = getattr(self.endpoint, SHORTCUT, None)
-        if answer is None:
-            return handler
-
-        async def shortcut_first(request: Request) -> Response:
-            response = answer(request)
-            return response if response is not None else await handler(request)
-
-        return shortcut_first
+        return handler
 
 
 def _in_unit_of_work(
