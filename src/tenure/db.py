@@ -380,10 +380,6 @@ class DirectRead(NamedTuple):
 
     dialect: Dialect
     dbapi_connection: Any
-    # Values worth keeping from one read to the next, kept only while no connection has
-    # committed anything since they were read (``HeldConnection``); None where that
-    # cannot be known, and nothing may be kept.
-    memo: dict[Any, Any] | None = None
 
 
 # Where a ``Prepared`` statement can run: a session, a connection, or a direct read.
@@ -402,24 +398,12 @@ class HeldConnection:
     thread than the one that owns it, a read is one transaction on a pooled connection.
 
     The first thread to read owns it. A read that fails gives the connection back to the
-    pool (which resets it) and the next read takes another.
-
-    On the held SQLite connection a read also gets a memo (``DirectRead.memo``): what a
-    read keeps there, the next finds, as long as no connection has committed since. Each
-    read asks SQLite first (``PRAGMA data_version`` changes whenever another connection,
-    in any process, commits; this one only reads) and empties the memo when it has. A
-    value in the memo is therefore what reading the database again would give.
-    """
-
-    # Past this many values the memo starts again: a bound, not a cache policy.
-    MEMO_LIMIT = 10_000
+    pool (which resets it) and the next read takes another."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._owner: int | None = None
         self._connection: Connection | None = None
-        self._memo: dict[Any, Any] = {}
-        self._version: int | None = None
 
     @contextmanager
     def read(self) -> Iterator[DirectRead]:
@@ -435,26 +419,17 @@ class HeldConnection:
         if held is None:
             held = self._connection = self.engine.connect()
         try:
-            dbapi_connection: Any = held.connection.dbapi_connection
-            (version,) = dbapi_connection.execute("PRAGMA data_version").fetchone()
-            if version != self._version or len(self._memo) >= self.MEMO_LIMIT:
-                self._memo.clear()
-                self._version = version
-            yield DirectRead(held.dialect, dbapi_connection, self._memo)
+            yield DirectRead(held.dialect, held.connection.dbapi_connection)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        """Give the connection back to the pool (a later read takes one again) and forget
-        the memo: the pool may give the connection to a writer, and a connection's own
-        commits do not change its data_version."""
+        """Give the connection back to the pool (a later read takes one again)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
         self._owner = None
-        self._memo.clear()
-        self._version = None
 
 
 class json_array_agg(GenericFunction[Any]):
@@ -507,7 +482,7 @@ class Prepared:
     def all(self, on: ReadsIn, **params: Any) -> list[tuple[Any, ...]]:
         """Every row, with ``params`` bound by name, in the transaction of ``on``."""
         if isinstance(on, DirectRead):
-            dialect, dbapi_connection, _memo = on
+            dialect, dbapi_connection = on
         else:
             conn = on.connection() if isinstance(on, Session) else on
             dialect, dbapi_connection = conn.dialect, conn.connection.dbapi_connection

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated, field_error
 from tenure.core.time import utcnow
-from tenure.db import DirectRead, Prepared, ReadsIn
+from tenure.db import Prepared, ReadsIn
 from tenure.security import scope as scopes
 from tenure.security import throttle
 from tenure.security.models import AccessToken, ApiKey, Team, User
@@ -387,21 +387,11 @@ class Holder(NamedTuple):
 
 def holder(on: ReadsIn, credential: str) -> Holder | None:
     """The holder of ``credential``, a sign-in token or an API key, while it is live and
-    its user active; None otherwise. Read on every request (or found in the memo of a
-    direct read, which holds only what the database still says: ``DirectRead.memo``), so
-    a revoked token, a revoked key or a disabled user is refused from the next request
-    on."""
+    its user active; None otherwise. Read on every request, so a revoked token, a revoked
+    key or a disabled user is refused from the next request on."""
     now = utcnow()
-    is_key = credential.startswith(API_KEY_PREFIX)
-    lookup = _API_KEY_LOOKUP if is_key else _TOKEN_LOOKUP
-    digest = _digest(credential)
-    memo = on.memo if isinstance(on, DirectRead) else None
-    row = memo.get((lookup, digest)) if memo is not None else None
-    if row is None:
-        row = lookup.first(on, digest=digest)
-        if row is not None and memo is not None:
-            memo[(lookup, digest)] = row
-    if is_key:
+    if credential.startswith(API_KEY_PREFIX):
+        row = _API_KEY_LOOKUP.first(on, digest=_digest(credential))
         if row is None:
             return None
         key_id, last_used_at, user_id, role = row
@@ -409,6 +399,7 @@ def holder(on: ReadsIn, credential: str) -> Holder | None:
         # read (the caller notes it afterwards).
         due = last_used_at is None or now - last_used_at > KEY_USE_PRECISION
         return Holder(user_id, role, api_key_id=key_id, key_use_due=due)
+    row = _TOKEN_LOOKUP.first(on, digest=_digest(credential))
     if row is None or row[1] <= now:
         return None
     token_id, _expires_at, user_id, role = row
