@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     count_cap: int = Field(default=10_000, ge=1, description="Largest exact ?count=true total.")
+    sqlite_mmap_mb: int = Field(
+        default=16_384,
+        ge=0,
+        description="How much of the SQLite database file is read through a memory map, "
+        "not copied into each connection's cache (0: none).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1)
