@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     sqlite_mmap_mb: int = Field(
         default=16_384,
         ge=0,
-        description="How much of the SQLite database file is read through a memory map, "
-        "not copied into each connection's cache (0: none).",
+        description="How much of the SQLite database file the busiest reads (a customer by "
+        "id) map into memory instead of copying it in (0: none).",
     )
     host: str = "127.0.0.1"
     port: int = 8000

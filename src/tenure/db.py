@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import threading
@@ -57,7 +56,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, mmap_bytes: int = 0) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -65,10 +64,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, mmap_bytes: int = 0)
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
-    # Pages are read from the OS's page cache in place instead of copied in with a system
-    # call each: random reads of a database larger than the cache (one customer among
-    # millions) cost less. Writes still go through the file.
-    cursor.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     # Deleted and overwritten content is zeroed, not left in free space: an erased
     # customer's data must not stay readable in the file (not every build defaults to it).
     cursor.execute("PRAGMA secure_delete=ON")
@@ -117,8 +112,7 @@ def make_engine(settings: Settings) -> Engine:
             **({"pool_use_lifo": True} if on_disk else {}),
             json_deserializer=_json_loads,
         )
-        mmap_bytes = settings.sqlite_mmap_mb * 2**20
-        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, mmap_bytes=mmap_bytes))
+        event.listen(engine, "connect", _sqlite_pragmas)
         # Writers take the lock at BEGIN so concurrent writers queue instead of failing
         # when a read transaction tries to upgrade to a write.
         event.listen(engine, "connect", _sqlite_no_autobegin)
@@ -404,10 +398,17 @@ class HeldConnection:
     thread than the one that owns it, a read is one transaction on a pooled connection.
 
     The first thread to read owns it. A read that fails gives the connection back to the
-    pool (which resets it) and the next read takes another."""
+    pool (which resets it) and the next read takes another.
 
-    def __init__(self, engine: Engine) -> None:
+    On SQLite the held connection reads the database file through a memory map of up to
+    ``mmap_bytes``: pages come from the OS's page cache in place instead of being copied
+    in with a system call each, which makes the random reads of a database larger than
+    SQLite's cache (one customer among millions) cheaper. Only this connection maps the
+    file: on the pool's connections, which also write, it measured slower."""
+
+    def __init__(self, engine: Engine, *, mmap_bytes: int = 0) -> None:
         self.engine = engine
+        self.mmap_bytes = mmap_bytes
         self._owner: int | None = None
         self._connection: Connection | None = None
 
@@ -424,6 +425,7 @@ class HeldConnection:
         held = self._connection
         if held is None:
             held = self._connection = self.engine.connect()
+            _map_file(held, self.mmap_bytes)
         try:
             yield DirectRead(held.dialect, held.connection.dbapi_connection)
         except BaseException:
@@ -433,9 +435,17 @@ class HeldConnection:
     def close(self) -> None:
         """Give the connection back to the pool (a later read takes one again)."""
         if self._connection is not None:
+            try:
+                _map_file(self._connection, 0)  # back in the pool as the others are
+            except Exception:  # a broken connection: the pool discards it
+                self._connection.invalidate()
             self._connection.close()
             self._connection = None
         self._owner = None
+
+
+def _map_file(connection: Connection, size: int) -> None:
+    connection.connection.dbapi_connection.execute(f"PRAGMA mmap_size={int(size)}")  # type: ignore[union-attr]
 
 
 class json_array_agg(GenericFunction[Any]):

@@ -109,3 +109,24 @@ def test_a_read_holds_no_transaction_open(own_engine: Engine) -> None:
     with held.read() as conn:
         assert _notes(conn) == 1
     held.close()
+
+
+def _mmap_size(dbapi_connection: object) -> int:
+    (size,) = dbapi_connection.execute("PRAGMA mmap_size").fetchone()  # type: ignore[attr-defined]
+    return int(size)
+
+
+@pytest.mark.parametrize("megabytes", [64, 0])
+def test_the_held_connection_maps_the_file_as_configured_and_gives_it_back_unmapped(
+    own_engine: Engine, megabytes: int
+) -> None:
+    held = HeldConnection(own_engine, mmap_bytes=megabytes * 2**20)
+    with held.read() as conn:
+        raw = conn.dbapi_connection
+        assert _mmap_size(raw) == megabytes * 2**20
+    with own_engine.connect() as pooled:  # the pool's other connections map nothing
+        assert _mmap_size(pooled.connection.dbapi_connection) == 0
+
+    held.close()
+
+    assert _mmap_size(raw) == 0

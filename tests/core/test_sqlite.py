@@ -85,13 +85,3 @@ def test_doctor_passes_the_sqlite_tenure_ships() -> None:
 
     assert found.status == Status.OK
     assert found.message == f"SQLite {sqlite3.sqlite_version}, without the WAL-reset bug."
-
-
-@pytest.mark.parametrize("megabytes", [64, 0])
-def test_connections_read_the_database_through_a_memory_map_of_the_configured_size(
-    tmp_path: Path, megabytes: int
-) -> None:
-    engine = make_engine(Settings(data_dir=tmp_path, database_url=None, sqlite_mmap_mb=megabytes))
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == megabytes * 2**20
-    engine.dispose()
