@@ -423,10 +423,10 @@ class HeldConnection:
                 yield DirectRead(pooled.dialect, pooled.connection.dbapi_connection)
             return
         held = self._connection
-        if held is None:
-            held = self._connection = self.engine.connect()
-            _map_file(held, self.mmap_bytes)
         try:
+            if held is None:
+                held = self._connection = self.engine.connect()
+                _map_file(held, self.mmap_bytes)
             yield DirectRead(held.dialect, held.connection.dbapi_connection)
         except BaseException:
             self.close()
