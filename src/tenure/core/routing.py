@@ -202,6 +202,7 @@ def shortcut(answer: Shortcut) -> Callable[[Callable[..., T]], Callable[..., T]]
 class _Shortcut:
     route: RouteContext
     answer: Shortcut
+    methods: frozenset[str]  # the route's: other requests pass on without a path match
     # The routes before this one that could take the same requests: while one of them
     # does, the router would choose it, so the shortcut stays out of the way.
     rivals: tuple[RouteContext, ...]
@@ -226,6 +227,8 @@ class Shortcuts:
             if shortcuts is None:
                 shortcuts = self._shortcuts = _shortcuts(self.router.routes)
             for found in shortcuts:
+                if scope["method"] not in found.methods:
+                    continue
                 match, child_scope = found.route.matches(scope)
                 if match is not Match.FULL or any(
                     rival.matches(scope)[0] is Match.FULL for rival in found.rivals
@@ -247,7 +250,7 @@ def _shortcuts(routes: Sequence[BaseRoute]) -> tuple[_Shortcut, ...]:
         answer: Shortcut | None = getattr(route.endpoint, SHORTCUT, None)
         if answer is not None:
             rivals = tuple(other for other in ordered[:at] if _may_overlap(route, other))
-            found.append(_Shortcut(route, answer, rivals))
+            found.append(_Shortcut(route, answer, frozenset(route.methods or ()), rivals))
     return tuple(found)
 
 
