@@ -93,14 +93,13 @@ def make_engine(settings: Settings) -> Engine:
         on_disk = (
             bool(database) and database != ":memory:" and not str(database).startswith("file:")
         )
-        attributes = (
-            {
-                "writer_lock": WriterLock(Path(f"{database}-lock")),
-                "checkpointer": Checkpointer(Path(str(database))),
+        attributes: dict[str, Any] = {}
+        if on_disk:
+            lock = WriterLock(Path(f"{database}-lock"))
+            attributes = {
+                "writer_lock": lock,
+                "checkpointer": Checkpointer(Path(str(database)), writer_lock=lock),
             }
-            if on_disk
-            else {}
-        )
         factory = type("TenureSQLiteConnection", (_SQLiteConnection,), attributes)
         engine = create_engine(
             url,
@@ -227,14 +226,39 @@ class Checkpointer:
     waited for the copy too. Here commits only append to the log, and a thread of this
     process runs a PASSIVE checkpoint (it never waits for, nor blocks, readers or
     writers) at most every ``interval`` seconds after writes.
+
+    A PASSIVE checkpoint copies the log but never starts it over: a writer restarts the log
+    only when no reader is still reading from it, which under steady traffic never
+    happens, so the log grew by every page ever written (about 2 GiB in ten thousand new
+    customers), kept the old content of changed and erased rows on disk, and made the
+    checkpoints, and the file cache, work through all of it. Once the log holds
+    ``restart_pages``, the checkpointer takes the write lock (writers queue behind it as
+    behind any writer) and runs a RESTART checkpoint, which waits up to ``reader_wait``
+    seconds for the readers still in the log and makes the next commit write it from the
+    start. A long read (an export) that outlasts the wait leaves the log as it was; the
+    next try comes after a pause that doubles each time, so writers are not held up
+    every quarter second while it runs.
     """
 
-    def __init__(self, database: Path, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        database: Path,
+        interval: float = 0.25,
+        *,
+        writer_lock: WriterLock | None = None,
+        restart_pages: int = 16_384,
+        reader_wait: float = 0.05,
+    ) -> None:
         self.database = database
         self.interval = interval
+        self.writer_lock = writer_lock
+        self.restart_pages = restart_pages
+        self.reader_wait = reader_wait
         self._guard = threading.Lock()
         self._running = False
         self._last = 0.0
+        self._restart_after = 0.0
+        self._restart_pause = interval
 
     def after_write(self) -> None:
         now = time.monotonic()
@@ -242,13 +266,18 @@ class Checkpointer:
             if self._running or now - self._last < self.interval:
                 return
             self._running, self._last = True, now
-        threading.Thread(target=self._checkpoint, name="sqlite-checkpoint", daemon=True).start()
+        threading.Thread(target=self.checkpoint, name="sqlite-checkpoint", daemon=True).start()
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
+        """Copy the log into the database file, and start it over once it is long."""
         try:
             connection = sqlite3.connect(self.database, timeout=1.0)
             try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _busy, pages, _copied = connection.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+                if pages >= self.restart_pages and time.monotonic() >= self._restart_after:
+                    self._restart(connection)
             finally:
                 connection.close()
         except sqlite3.Error:  # the next one will catch up
@@ -256,6 +285,22 @@ class Checkpointer:
         finally:
             with self._guard:
                 self._running = False
+
+    def _restart(self, connection: sqlite3.Connection) -> None:
+        """Start the log over, holding the write lock for no longer than the readers take."""
+        if self.writer_lock is None:
+            return
+        connection.execute(f"PRAGMA busy_timeout={int(self.reader_wait * 1000)}")
+        self.writer_lock.acquire()
+        try:
+            busy, _pages, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            self.writer_lock.release()
+        if busy:
+            self._restart_after = time.monotonic() + self._restart_pause
+            self._restart_pause = min(self._restart_pause * 2, 30.0)
+        else:
+            self._restart_pause = self.interval
 
 
 class _SQLiteConnection(sqlite3.Connection):
@@ -297,6 +342,13 @@ class _SQLiteConnection(sqlite3.Connection):
         except BaseException:
             self._release()
             raise
+
+    def end_read(self) -> None:
+        """End a transaction that has only read, so that its snapshot no longer holds the
+        write-ahead log back; the next statement, or ``begin_again_as_writer``, begins
+        anew."""
+        if self.in_transaction and not self._writing:
+            super().commit()
 
     def commit(self) -> None:
         try:
@@ -364,6 +416,17 @@ def become_writer(session: Session, *, locked: bool = False) -> None:
     dbapi_connection = session.connection().connection.dbapi_connection
     if isinstance(dbapi_connection, _SQLiteConnection):
         dbapi_connection.begin_again_as_writer(locked=locked)
+
+
+def end_read(session: Session) -> None:
+    """End the read of a session that is about to wait its turn to write (SQLite only).
+
+    A writer queued for the write lock with its read still open pins the write-ahead log
+    at that read's snapshot: a checkpoint can copy the log no further, and one that starts
+    the log over waits for the queue that waits for it."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if isinstance(dbapi_connection, _SQLiteConnection):
+        dbapi_connection.end_read()
 
 
 def writer_lock(session: Session) -> WriterLock | None:
