@@ -227,15 +227,14 @@ class Checkpointer:
     process runs a PASSIVE checkpoint (it never waits for, nor blocks, readers or
     writers) at most every ``interval`` seconds after writes.
 
-    A PASSIVE checkpoint copies the log but never starts it over: a writer restarts the log
-    only when no reader is still reading from it, which under steady traffic never
-    happens, so the log grew by every page ever written (about 2 GiB in ten thousand new
-    customers), kept the old content of changed and erased rows on disk, and made the
-    checkpoints, and the file cache, work through all of it. Once the log holds
+    A PASSIVE checkpoint copies the log but never starts it over. A writer starts it over
+    only when no reader is still in it, which under steady traffic did not happen: the
+    log grew by every page written (about 1 GiB in ten thousand new customers) and kept
+    the old content of changed and erased rows on disk. Once the log holds
     ``restart_pages``, the checkpointer takes the write lock (writers queue behind it as
     behind any writer) and runs a RESTART checkpoint, which waits up to ``reader_wait``
     seconds for the readers still in the log and makes the next commit write it from the
-    start. A long read (an export) that outlasts the wait leaves the log as it was; the
+    start. A long read (an export) that outlasts the wait leaves the log as it is; the
     next try comes after a pause that doubles each time, so writers are not held up
     every quarter second while it runs.
     """
