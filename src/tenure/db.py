@@ -98,7 +98,7 @@ def make_engine(settings: Settings) -> Engine:
             lock = WriterLock(Path(f"{database}-lock"))
             attributes = {
                 "writer_lock": lock,
-                "checkpointer": Checkpointer(Path(str(database)), writer_lock=lock),
+                "checkpointer": Checkpointer(Path(str(database)), lock),
             }
         factory = type("TenureSQLiteConnection", (_SQLiteConnection,), attributes)
         engine = create_engine(
@@ -242,9 +242,9 @@ class Checkpointer:
     def __init__(
         self,
         database: Path,
+        writer_lock: WriterLock,
         interval: float = 0.25,
         *,
-        writer_lock: WriterLock | None = None,
         restart_pages: int = 16_384,
         reader_wait: float = 0.05,
     ) -> None:
@@ -287,8 +287,6 @@ class Checkpointer:
 
     def _restart(self, connection: sqlite3.Connection) -> None:
         """Start the log over, holding the write lock for no longer than the readers take."""
-        if self.writer_lock is None:
-            return
         connection.execute(f"PRAGMA busy_timeout={int(self.reader_wait * 1000)}")
         self.writer_lock.acquire()
         try:
@@ -410,30 +408,25 @@ def become_writer(session: Session, *, locked: bool = False) -> None:
 
     SQLite ends the read and begins again with BEGIN IMMEDIATE on the same connection
     (waiting its turn for the write lock unless ``locked``: the caller holds it, see
-    ``writer_lock``); the session keeps its state. Elsewhere a transaction can write as
+    ``line_up``); the session keeps its state. Elsewhere a transaction can write as
     it is."""
     dbapi_connection = session.connection().connection.dbapi_connection
     if isinstance(dbapi_connection, _SQLiteConnection):
         dbapi_connection.begin_again_as_writer(locked=locked)
 
 
-def end_read(session: Session) -> None:
-    """End the read of a session that is about to wait its turn to write (SQLite only).
+def line_up(session: Session) -> WriterLock | None:
+    """Ready a session that has only read to wait its turn to write: its read ends, and
+    the lock it waits for is returned (SQLite; None elsewhere, where nobody queues).
 
     A writer queued for the write lock with its read still open pins the write-ahead log
     at that read's snapshot: a checkpoint can copy the log no further, and one that starts
     the log over waits for the queue that waits for it."""
     dbapi_connection = session.connection().connection.dbapi_connection
-    if isinstance(dbapi_connection, _SQLiteConnection):
-        dbapi_connection.end_read()
-
-
-def writer_lock(session: Session) -> WriterLock | None:
-    """The lock SQLite writers of this session's database queue on (None elsewhere)."""
-    dbapi_connection = session.connection().connection.dbapi_connection
-    if isinstance(dbapi_connection, _SQLiteConnection):
-        return dbapi_connection.writer_lock
-    return None
+    if not isinstance(dbapi_connection, _SQLiteConnection):
+        return None
+    dbapi_connection.end_read()
+    return dbapi_connection.writer_lock
 
 
 class DirectRead(NamedTuple):

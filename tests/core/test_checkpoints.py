@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tenure.config import Settings
 from tenure.core.routing import INLINE, WRITER, placed
-from tenure.db import Checkpointer, WriterLock, make_engine, make_sessionmaker, writer_lock
+from tenure.db import Checkpointer, WriterLock, make_engine, make_sessionmaker
 from tenure.sqlite import sqlite3
 
 RESTART_PAGES = 64
@@ -126,9 +126,7 @@ def test_a_writer_waiting_its_turn_has_ended_its_read(tmp_path: Path) -> None:
         session.execute(text("SELECT count(*) FROM note"))  # the request's reads so far
         raw = session.connection().connection.dbapi_connection
         assert raw is not None and raw.in_transaction
-        lock = writer_lock(session)
-        assert lock is not None
-        other = WriterLock(lock.path)  # another process is writing
+        other = WriterLock(tmp_path / "tenure.db-lock")  # another process is writing
         other.acquire()
         try:
             task = asyncio.create_task(placed(endpoint)(session=session))

@@ -45,7 +45,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from tenure.db import WriterLock, become_writer, end_read, writer_lock
+from tenure.db import WriterLock, become_writer, line_up
 from tenure.sqlite import sqlite3
 
 INLINE = "tenure.inline"
@@ -99,10 +99,9 @@ async def _write_inline(
     session: Session, endpoint: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """``_write`` on the event loop, once this writer's turn for the lock has come."""
-    lock = writer_lock(session)
+    lock = line_up(session)
     if lock is None:  # pragma: no cover - an in-memory database: nobody to queue behind
         return _write(session, endpoint, args, kwargs)
-    end_read(session)
     async with _queue(lock):
         await _turn(lock)
         become_writer(session, locked=True)  # on failure the connection has let the lock go
