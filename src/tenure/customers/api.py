@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit_service
 from tenure.core.concurrency import check_if_match, etag
-from tenure.core.errors import NotFound, PermissionDenied
-from tenure.core.pagination import Page, Slice, parse_sort, to_page
+from tenure.core.errors import NotFound, PermissionDenied, TenureError
+from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, Slice, parse_sort, to_page
 from tenure.core.responses import model_response
 from tenure.core.routing import INLINE, APIRouter, request_session, shortcut
 from tenure.core.schemas import Id
@@ -26,6 +26,7 @@ from tenure.customers.schemas import (
     Kind,
     LifecycleStage,
 )
+from tenure.db import DirectRead
 from tenure.deps import (
     IfMatch,
     ListParamsDep,
@@ -51,6 +52,7 @@ from tenure.security.permissions import (
     ORDERS_READ,
     has_permission,
 )
+from tenure.security.scope import RecordScope
 from tenure.security.service import Principal
 
 Reader = Annotated[Principal, Depends(require(CUSTOMERS_READ))]
@@ -77,17 +79,74 @@ def _with_summary(session: Session, customer: CustomerRead) -> CustomerDetail:
     )
 
 
+Q_MAX_LENGTH = 120
 Q = Annotated[
     str | None,
     Query(
-        max_length=120,
+        max_length=Q_MAX_LENGTH,
         description="Prefix of a word of the name or company; an email address or a "
         "phone number finds that customer exactly.",
     ),
 ]
 
 
+def _plain_reader(held: DirectRead, request: Request) -> RecordScope | None:
+    """The scope of a request's caller when a shortcut may answer for them: signed in
+    with a live credential whose use needs no note, reaching their own customers or all,
+    and allowed to read customers. None otherwise: the route then signs them in (and
+    refuses, notes or answers as it does)."""
+    credential = bearer_token(request)
+    if credential is None:
+        return None
+    holder = security_service.holder(held, credential)
+    if holder is None or holder.key_use_due:  # the route notes the key's use
+        return None
+    if not has_permission(holder.role, CUSTOMERS_READ):
+        return None
+    scope = security_service.scope_without_team(user_id=holder.user_id, role=holder.role)
+    if scope is not None:
+        request.state.user_id = holder.user_id  # for the access log, as the route's sign-in
+    return scope
+
+
+def _search_plainly(request: Request) -> Response | None:
+    """GET /customers?q= as the search box asks it (``q``, perhaps ``limit`` and
+    ``cursor``, from a caller who reaches every customer), answered on SQLite without a
+    unit of work: see ``tenure.core.routing.shortcut``. None for anything else (other
+    parameters, a value the route would refuse, an email address or phone number to look
+    up), which ``list_customers`` answers."""
+    state = request.app.state
+    if not state.inline_reads:
+        return None
+    asked = dict(request.query_params)
+    if len(asked) != len(request.query_params.multi_items()) or not asked.keys() <= _TYPED:
+        return None
+    q, limit, cursor = asked.get("q"), asked.get("limit"), asked.get("cursor")
+    if q is None or len(q) > Q_MAX_LENGTH:
+        return None
+    if limit is not None and not (limit.isascii() and limit.isdigit() and len(limit) < 4):
+        return None
+    size = DEFAULT_LIMIT if limit is None else int(limit)
+    if not 1 <= size <= MAX_LIMIT:
+        return None
+    with state.held.read() as held:
+        scope = _plain_reader(held, request)
+        if scope is None or not scope.unrestricted:
+            return None
+        try:
+            found = service.find_typed(on=held, sealer=state.sealer, q=q, cursor=cursor, limit=size)
+        except TenureError:
+            return None
+    if found is None:
+        return None
+    return model_response(to_page(found, lambda item: item, Page[CustomerRead]))
+
+
+_TYPED = frozenset({"q", "limit", "cursor"})
+
+
 @router.get("", response_model=Page[CustomerRead])
+@shortcut(_search_plainly)
 def list_customers(
     session: SessionDep,
     settings: SettingsDep,
@@ -242,22 +301,16 @@ def _read_plainly(request: Request) -> Response | None:
     ``tenure.core.routing.shortcut``. None for anything else, which ``get_customer``
     answers."""
     state = request.app.state
-    credential = bearer_token(request)
     customer_id = request.path_params.get("customer_id", "")
     if (
         not state.inline_reads
         or request.scope["query_string"]
-        or credential is None
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
         return None
     with state.held.read() as held:
-        holder = security_service.holder(held, credential)
-        if holder is None or holder.key_use_due:  # the route notes the key's use
-            return None
-        user_id, role = holder.user_id, holder.role
-        scope = security_service.scope_without_team(user_id=user_id, role=role)
-        if scope is None or not has_permission(role, CUSTOMERS_READ):
+        scope = _plain_reader(held, request)
+        if scope is None:
             return None
         try:
             detail = service.read(
@@ -268,7 +321,6 @@ def _read_plainly(request: Request) -> Response | None:
             )
         except NotFound:
             return None
-    request.state.user_id = user_id  # for the access log, as the route's sign-in does
     return model_response(detail, headers={"ETag": etag(detail.version)})
 
 

@@ -11,7 +11,9 @@ reveal (audited by the caller), the edit form and a privacy export.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -19,21 +21,24 @@ import orjson
 
 from tenure.security.fields import Sealer
 
-FIELDS = ("email", "phone", "address", "birth_date", "tax_id")
+# The fields a masked view opens to mask them.
+MASKED = ("email", "phone", "address")
+# Shown by a masked view without opening anything: whether there is a value, no more.
+HIDDEN = ("birth_date", "tax_id")
+FIELDS = MASKED + HIDDEN
 CIPHER = {name: f"{name}_cipher" for name in FIELDS}
 INDEX = {"email": "email_index", "phone": "phone_index"}
 # Every column that holds a sealed value or an index: never shown as it is.
 COLUMNS = frozenset(CIPHER.values()) | frozenset(INDEX.values())
-# Shown by a masked view without opening anything: whether there is a value, no more.
-HIDDEN = ("birth_date", "tax_id")
-# The fields a masked view opens to mask them.
-MASKED = ("email", "phone", "address")
 DOT = "•"
 
 
 def column_of(name: str) -> str:
     """The associated data a field's values are sealed with: its table and column."""
     return f"customer.{name}"
+
+
+COLUMN = {name: column_of(name) for name in FIELDS}
 
 
 def _encode(name: str, value: Any) -> str:
@@ -72,22 +77,31 @@ def sealed(sealer: Sealer, values: Mapping[str, Any]) -> dict[str, str | None]:
     return columns
 
 
-def _get(row: Any, key: str) -> Any:
-    return row[key] if isinstance(row, Mapping) else getattr(row, key)
+def _reader(row: Any) -> Callable[[str], Any]:
+    """How to read a column of ``row``, a mapping or an ORM object (chosen once per row:
+    masking runs for every row of every list)."""
+    if isinstance(row, (dict, Mapping)):
+        return row.__getitem__
+    return functools.partial(getattr, row)
 
 
 def present(row: Any) -> list[str]:
     """The sensitive fields that hold a value (nothing opened)."""
-    return [name for name in FIELDS if _get(row, CIPHER[name]) is not None]
+    get = _reader(row)
+    return [name for name in FIELDS if get(CIPHER[name]) is not None]
 
 
 def opened(sealer: Sealer, row: Any, names: Iterable[str] = FIELDS) -> dict[str, Any]:
     """The clear values of ``names`` (None where empty)."""
+    get = _reader(row)
     clear: dict[str, Any] = {}
     for name in names:
-        token = _get(row, CIPHER[name])
-        clear[name] = None if token is None else _decode(name, sealer.open(column_of(name), token))
+        token = get(CIPHER[name])
+        clear[name] = None if token is None else _decode(name, sealer.open(COLUMN[name], token))
     return clear
+
+
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def mask_email(email: str) -> str:
@@ -98,8 +112,7 @@ def mask_email(email: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    digits = [c for c in phone if c.isdigit()]
-    return f"{DOT * 4} {''.join(digits[-4:])}"
+    return f"{DOT * 4} {_NOT_DIGIT.sub('', phone)[-4:]}"
 
 
 def mask_address(address: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -111,15 +124,19 @@ def masked(sealer: Sealer, row: Any) -> dict[str, Any]:
     """The sensitive fields as shown by default: email, phone and address masked (only
     they are opened), birth date and tax id left out; ``withheld`` names every field
     that has a value not shown in full."""
-    clear = opened(sealer, row, MASKED)
+    get = _reader(row)
+    tokens = [get(CIPHER[name]) for name in FIELDS]
+    email, phone, address = tokens[: len(MASKED)]
     return {
-        "email": mask_email(clear["email"]) if clear["email"] else None,
-        "phone": mask_phone(clear["phone"]) if clear["phone"] else None,
-        "address": mask_address(clear["address"]) if clear["address"] else None,
+        "email": None if email is None else mask_email(sealer.open(COLUMN["email"], email)),
+        "phone": None if phone is None else mask_phone(sealer.open(COLUMN["phone"], phone)),
+        "address": None
+        if address is None
+        else mask_address(orjson.loads(sealer.open(COLUMN["address"], address))),
         "birth_date": None,
         "tax_id": None,
         "revealed": False,
-        "withheld": present(row),
+        "withheld": [name for name, token in zip(FIELDS, tokens, strict=True) if token is not None],
     }
 
 

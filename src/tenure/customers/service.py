@@ -404,19 +404,32 @@ _EMAIL_QUERY = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_QUERY = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 
 
+def _exact_kind(q: str) -> str | None:
+    """Whether a (stripped) search is an email address ("email"), a phone number
+    ("phone") or words (None)."""
+    if _EMAIL_QUERY.fullmatch(q):
+        return "email"
+    if _PHONE_QUERY.fullmatch(q) and sum(c.isdigit() for c in q) >= 5:
+        return "phone"
+    return None
+
+
 def _exact(session: Session, f: CustomerFilter) -> CustomerFilter | None:
     """A search that is an email address or a phone number, as an exact lookup by blind
     index (the filter without ``q``); None when it is neither, or when nothing matches it
     exactly (then its words are searched as usual)."""
     assert f.q is not None
     q = f.q.strip()
+    kind = _exact_kind(q)
+    if kind is None:
+        return None
     sealer = fields.of(session)
-    if _EMAIL_QUERY.fullmatch(q):
+    if kind == "email":
         index = sealer.email_index(q)
         if f.email_index not in (None, index):
             return None
         exact = replace(f, q=None, email_index=index)
-    elif _PHONE_QUERY.fullmatch(q) and sum(c.isdigit() for c in q) >= 5:
+    else:
         try:
             index = sealer.phone_index(q)
         except InvalidPhone:
@@ -424,8 +437,6 @@ def _exact(session: Session, f: CustomerFilter) -> CustomerFilter | None:
         if f.phone_index not in (None, index):
             return None
         exact = replace(f, q=None, phone_index=index)
-    else:
-        return None
     # Whether anyone has it: the caller's scope narrows the list that follows.
     found = session.execute(_filtered(select(Customer.id), exact, EVERYTHING).limit(1)).first()
     return exact if found is not None else None
@@ -596,13 +607,13 @@ _TAGS_OF = Prepared(
 )
 
 
-def _tags_of(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+def _tags_of(on: ReadsIn, ids: Sequence[int]) -> dict[int, list[str]]:
     """Each customer's tags, in order, by customer id."""
     tags: dict[int, list[str]] = {}
     for start in range(0, len(ids), TAGS_AT_ONCE):
         chunk = list(ids[start : start + TAGS_AT_ONCE])
         params = {f"id{i}": chunk[i] if i < len(chunk) else None for i in range(TAGS_AT_ONCE)}
-        for customer_id, tag in _TAGS_OF.all(session, **params):
+        for customer_id, tag in _TAGS_OF.all(on, **params):
             tags.setdefault(customer_id, []).append(tag)
     return tags
 
@@ -636,21 +647,51 @@ def find(
         return Slice(views(session=session, customers=found.items), found.next_cursor, found.total)
     assert filters.q is not None
     if filters == CustomerFilter(q=filters.q) and scope.unrestricted and not count_cap:
-        lo, hi = _term_range(filters.q)
-        after = _search_after(cursor)
-        params: dict[str, Any] = {"lo": lo, "hi": hi, "limit": limit + 1}
-        if after is None:
-            rows: Sequence[Any] = _FIND_FIRST.all(session, **params)
-        else:
-            rows = _FIND_AFTER.all(session, after_term=after[0], after_id=after[1], **params)
-        total = None
+        return _typed(session, fields.of(session), filters.q, cursor, limit)
+    stmt, total = _search_query(filters, scope, cursor, count_cap, session)
+    statement = stmt.add_columns(*_CUSTOMER.c).limit(limit + 1)
+    rows = session.connection().execute(statement).all()
+    return _found(session, fields.of(session), rows, limit, total)
+
+
+def find_typed(
+    *, on: ReadsIn, sealer: fields.Sealer, q: str, cursor: str | None, limit: int
+) -> Slice[CustomerRead] | None:
+    """What ``find`` answers for a search as people type it into the box, over every
+    customer (no filter, no count), read without a unit of work: the connection ``on``
+    needs no transaction, as each page is one statement (and the tags of its rows).
+    None when ``q`` is an email address or a phone number, which ``find`` first looks up
+    exactly."""
+    if _exact_kind(q.strip()) is not None:
+        return None
+    return _typed(on, sealer, q, cursor, limit)
+
+
+def _typed(
+    on: ReadsIn, sealer: fields.Sealer, q: str, cursor: str | None, limit: int
+) -> Slice[CustomerRead]:
+    """The customers with a word starting with ``q``, in term order, from ``cursor``."""
+    lo, hi = _term_range(q)
+    after = _search_after(cursor)
+    params: dict[str, Any] = {"lo": lo, "hi": hi, "limit": limit + 1}
+    if after is None:
+        rows: Sequence[Any] = _FIND_FIRST.all(on, **params)
     else:
-        stmt, total = _search_query(filters, scope, cursor, count_cap, session)
-        statement = stmt.add_columns(*_CUSTOMER.c).limit(limit + 1)
-        rows = session.connection().execute(statement).all()
+        rows = _FIND_AFTER.all(on, after_term=after[0], after_id=after[1], **params)
+    return _found(on, sealer, rows, limit, None)
+
+
+def _found(
+    on: ReadsIn,
+    sealer: fields.Sealer,
+    rows: Sequence[Any],
+    limit: int,
+    total: tuple[int, bool] | None,
+) -> Slice[CustomerRead]:
+    """A search page from its rows (term, customer id, then the customer's columns; one
+    more than ``limit`` when there is a next page)."""
     page = rows[:limit]
-    tags = _tags_of(session, [row[1] for row in page])
-    sealer = fields.of(session)
+    tags = _tags_of(on, [row[1] for row in page])
     items = []
     for row in page:
         value = dict(zip(_CUSTOMER_KEYS, row[2:], strict=True))
