@@ -351,7 +351,8 @@ async def _phase(
 
 
 def client_main(spec_path: Path) -> None:
-    """Run every operation's requests and print one JSON object of raw results."""
+    """Run every operation's requests; write their raw results, one JSON object, to the
+    file the spec names (a file, not stdout: a pipe has cut it short before)."""
     import uvloop
 
     spec = json.loads(spec_path.read_text())
@@ -384,7 +385,7 @@ def client_main(spec_path: Path) -> None:
             "loadavg_1m": [load_before, os.getloadavg()[0]],
         }
         results[op] = _pooled(results[op], raw) if op in results else raw
-    sys.stdout.write(json.dumps(results))
+    Path(spec["results"]).write_text(json.dumps(results))
 
 
 def schedule(operations: list[str], requests: int) -> list[tuple[str, int, int]]:
@@ -761,19 +762,20 @@ def drive(
             "jobs": {op: jobs[op] for op in operations},
             "server_pids": server.pids,
         }
+        results = directory / "client-results.json"
+        results.unlink(missing_ok=True)
+        spec["results"] = str(results)
         spec_path = directory / "client-spec.json"
         spec_path.write_text(json.dumps(spec))
         if sampler:
             spy = subprocess.Popen([*sampler, "--pid", str(server.process.pid)])
             time.sleep(1)  # let py-spy attach before the load starts
         console.print(f"Driving {len(operations)} operation(s) x {args.requests:,} requests ...")
-        done = subprocess.run(
+        subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--client", str(spec_path)],
-            capture_output=True,
-            text=True,
             check=True,
         )
-        raw: dict[str, Any] = json.loads(done.stdout)
+        raw: dict[str, Any] = json.loads(results.read_text())
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
