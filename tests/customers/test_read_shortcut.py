@@ -131,6 +131,17 @@ def _signed_out(client: TestClient, c: dict[str, Any], admin: Headers, login: An
     return _shortcut(client, c["id"], headers)
 
 
+def _signed_out_after_use(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
+    headers = login("support")
+    assert _shortcut(client, c["id"], headers) is not None or not _sqlite(client)
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    return _shortcut(client, c["id"], headers)
+
+
+def _sqlite(client: TestClient) -> bool:
+    return bool(client.app.state.inline_reads)  # type: ignore[attr-defined]
+
+
 def _team_scope(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) -> Any:
     return _shortcut(client, c["id"], login("manager"))
 
@@ -161,6 +172,7 @@ def _trashed(client: TestClient, c: dict[str, Any], admin: Headers, login: Any) 
         _unknown_token,
         _no_credentials,
         _signed_out,
+        _signed_out_after_use,
         _team_scope,
         _not_theirs,
         _missing,
