@@ -126,8 +126,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.sealer = sealer  # for reads on a plain connection (route shortcuts)
     # Their connection, reading the file through a memory map (SQLite).
     app.state.held = HeldConnection(engine, mmap_bytes=settings.sqlite_mmap_mb * 2**20)
-    # The credentials they check, read again only once the database has changed.
-    app.state.holders = security_service.Holders(app.state.held)
     # Writers' sessions start their transaction as writers (SQLite: BEGIN IMMEDIATE).
     app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
     # SQLite reads never wait, so they run on the event loop (tenure.core.routing).

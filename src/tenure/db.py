@@ -466,7 +466,6 @@ class HeldConnection:
         self.mmap_bytes = mmap_bytes
         self._owner: int | None = None
         self._connection: Connection | None = None
-        self._opened = 0  # connections taken so far: tells their data versions apart
 
     @contextmanager
     def read(self) -> Iterator[DirectRead]:
@@ -482,23 +481,11 @@ class HeldConnection:
         try:
             if held is None:
                 held = self._connection = self.engine.connect()
-                self._opened += 1
                 _map_file(held, self.mmap_bytes)
             yield DirectRead(held.dialect, held.connection.dbapi_connection)
         except BaseException:
             self.close()
             raise
-
-    def version(self, read: DirectRead) -> tuple[int, int] | None:
-        """The version of the database that ``read`` sees, if it reads on the held
-        connection of an SQLite database: two calls give the same version only when no
-        other connection committed anything in between (SQLite's ``data_version``, which
-        counts per connection). None for any other read: nothing to compare it with."""
-        held = self._connection
-        if held is None or read.dbapi_connection is not held.connection.dbapi_connection:
-            return None
-        (version,) = read.dbapi_connection.execute("PRAGMA data_version").fetchone()  # type: ignore[union-attr]
-        return self._opened, version
 
     def close(self) -> None:
         """Give the connection back to the pool (a later read takes one again)."""

@@ -98,7 +98,7 @@ def _plain_reader(held: DirectRead, request: Request) -> RecordScope | None:
     credential = bearer_token(request)
     if credential is None:
         return None
-    holder = request.app.state.holders.holder(held, credential)
+    holder = security_service.holder(held, credential)
     if holder is None or holder.key_use_due:  # the route notes the key's use
         return None
     if not has_permission(holder.role, CUSTOMERS_READ):

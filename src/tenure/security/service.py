@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import FromClause, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tenure.audit import service as audit
 from tenure.core.errors import Conflict, NotFound, Unauthenticated, field_error
 from tenure.core.time import utcnow
-from tenure.db import DirectRead, HeldConnection, Prepared, ReadsIn
+from tenure.db import Prepared, ReadsIn
 from tenure.security import scope as scopes
 from tenure.security import throttle
 from tenure.security.models import AccessToken, ApiKey, Team, User
@@ -389,67 +389,21 @@ def holder(on: ReadsIn, credential: str) -> Holder | None:
     """The holder of ``credential``, a sign-in token or an API key, while it is live and
     its user active; None otherwise. Read on every request, so a revoked token, a revoked
     key or a disabled user is refused from the next request on."""
-    is_key = credential.startswith(API_KEY_PREFIX)
-    return _holder_of(_lookup(on, is_key, _digest(credential)), is_key)
-
-
-def _lookup(on: ReadsIn, is_key: bool, digest: str) -> tuple[Any, ...] | None:
-    return (_API_KEY_LOOKUP if is_key else _TOKEN_LOOKUP).first(on, digest=digest)
-
-
-def _holder_of(row: tuple[Any, ...] | None, is_key: bool) -> Holder | None:
-    """The holder from a credential's row (``_live``), as of now."""
-    if row is None:
-        return None
     now = utcnow()
-    if is_key:
+    if credential.startswith(API_KEY_PREFIX):
+        row = _API_KEY_LOOKUP.first(on, digest=_digest(credential))
+        if row is None:
+            return None
         key_id, last_used_at, user_id, role = row
         # Noted at most every few minutes, not on every call, and not here: a read stays a
         # read (the caller notes it afterwards).
         due = last_used_at is None or now - last_used_at > KEY_USE_PRECISION
         return Holder(user_id, role, api_key_id=key_id, key_use_due=due)
-    token_id, expires_at, user_id, role = row
-    if expires_at <= now:
+    row = _TOKEN_LOOKUP.first(on, digest=_digest(credential))
+    if row is None or row[1] <= now:
         return None
+    token_id, _expires_at, user_id, role = row
     return Holder(user_id, role, token_id=token_id)
-
-
-class Holders:
-    """``holder`` for the reads on a held connection (the route shortcuts), which keeps
-    what it read while the database stays as it was.
-
-    Each answer comes from the credential's row as it was read at the database's current
-    version (``HeldConnection.version``): any commit, such as a token revoked, a key
-    revoked, a user disabled or given another role, by any process, makes a new version,
-    and the rows are read again. So the answer is always the one ``holder`` would give
-    now; expiry and a key's due use are worked out from the row on each call. While
-    nothing is written (the many reads between writes), a request checks the version
-    instead of reading its credential: a few microseconds instead of a statement.
-    Not thread-safe: the held connection is read by one thread."""
-
-    def __init__(self, held: HeldConnection, *, size: int = 4096) -> None:
-        self.held = held
-        self.size = size
-        self._version: tuple[int, int] | None = None
-        self._rows: dict[str, tuple[Any, ...] | None] = {}
-
-    def holder(self, read: DirectRead, credential: str) -> Holder | None:
-        version = self.held.version(read)
-        if version is None:
-            return holder(read, credential)
-        if version != self._version:
-            self._rows.clear()
-            self._version = version
-        is_key = credential.startswith(API_KEY_PREFIX)
-        digest = _digest(credential)
-        if digest in self._rows:
-            row = self._rows[digest]
-        else:
-            row = _lookup(read, is_key, digest)
-            if len(self._rows) >= self.size:  # many credentials at once: start again
-                self._rows.clear()
-            self._rows[digest] = row
-        return _holder_of(row, is_key)
 
 
 def authenticate(*, session: Session, credential: str) -> Principal:
