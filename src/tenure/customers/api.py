@@ -90,11 +90,11 @@ Q = Annotated[
 ]
 
 
-def _plain_reader(held: DirectRead, request: Request) -> RecordScope | None:
-    """The scope of a request's caller when a shortcut may answer for them: signed in
-    with a live credential whose use needs no note, reaching their own customers or all,
-    and allowed to read customers. None otherwise: the route then signs them in (and
-    refuses, notes or answers as it does)."""
+def _plain_reader(held: DirectRead, request: Request) -> tuple[int, RecordScope] | None:
+    """The user id and scope of a request's caller when a shortcut may answer for them:
+    signed in with a live credential whose use needs no note, reaching their own
+    customers or all, and allowed to read customers. None otherwise: the route then signs
+    them in (and refuses, notes or answers as it does)."""
     credential = bearer_token(request)
     if credential is None:
         return None
@@ -104,9 +104,10 @@ def _plain_reader(held: DirectRead, request: Request) -> RecordScope | None:
     if not has_permission(holder.role, CUSTOMERS_READ):
         return None
     scope = security_service.scope_without_team(user_id=holder.user_id, role=holder.role)
-    if scope is not None:
-        request.state.user_id = holder.user_id  # for the access log, as the route's sign-in
-    return scope
+    return None if scope is None else (holder.user_id, scope)
+
+
+_TYPED = frozenset({"q", "limit", "cursor"})
 
 
 def _search_plainly(request: Request) -> Response | None:
@@ -130,8 +131,11 @@ def _search_plainly(request: Request) -> Response | None:
     if not 1 <= size <= MAX_LIMIT:
         return None
     with state.held.read() as held:
-        scope = _plain_reader(held, request)
-        if scope is None or not scope.unrestricted:
+        caller = _plain_reader(held, request)
+        if caller is None:
+            return None
+        user_id, scope = caller
+        if not scope.unrestricted:
             return None
         try:
             found = service.find_typed(on=held, sealer=state.sealer, q=q, cursor=cursor, limit=size)
@@ -139,10 +143,8 @@ def _search_plainly(request: Request) -> Response | None:
             return None
     if found is None:
         return None
+    request.state.user_id = user_id  # for the access log, as the route's sign-in does
     return model_response(to_page(found, lambda item: item, Page[CustomerRead]))
-
-
-_TYPED = frozenset({"q", "limit", "cursor"})
 
 
 @router.get("", response_model=Page[CustomerRead])
@@ -309,9 +311,10 @@ def _read_plainly(request: Request) -> Response | None:
     ):
         return None
     with state.held.read() as held:
-        scope = _plain_reader(held, request)
-        if scope is None:
+        caller = _plain_reader(held, request)
+        if caller is None:
             return None
+        user_id, scope = caller
         try:
             detail = service.read(
                 session=held,
@@ -321,6 +324,7 @@ def _read_plainly(request: Request) -> Response | None:
             )
         except NotFound:
             return None
+    request.state.user_id = user_id  # for the access log, as the route's sign-in does
     return model_response(detail, headers={"ETag": etag(detail.version)})
 
 

@@ -80,25 +80,32 @@ def sealed(sealer: Sealer, values: Mapping[str, Any]) -> dict[str, str | None]:
 def _reader(row: Any) -> Callable[[str], Any]:
     """How to read a column of ``row``, a mapping or an ORM object (chosen once per row:
     masking runs for every row of every list)."""
-    if isinstance(row, (dict, Mapping)):
+    if isinstance(row, Mapping):
         return row.__getitem__
     return functools.partial(getattr, row)
 
 
+def _tokens(row: Any, names: Iterable[str] = FIELDS) -> dict[str, str | None]:
+    """The sealed values of ``names`` in ``row``, by field name."""
+    get = _reader(row)
+    return {name: get(CIPHER[name]) for name in names}
+
+
+def _open(sealer: Sealer, tokens: Mapping[str, str | None]) -> dict[str, Any]:
+    return {
+        name: None if token is None else _decode(name, sealer.open(COLUMN[name], token))
+        for name, token in tokens.items()
+    }
+
+
 def present(row: Any) -> list[str]:
     """The sensitive fields that hold a value (nothing opened)."""
-    get = _reader(row)
-    return [name for name in FIELDS if get(CIPHER[name]) is not None]
+    return [name for name, token in _tokens(row).items() if token is not None]
 
 
 def opened(sealer: Sealer, row: Any, names: Iterable[str] = FIELDS) -> dict[str, Any]:
     """The clear values of ``names`` (None where empty)."""
-    get = _reader(row)
-    clear: dict[str, Any] = {}
-    for name in names:
-        token = get(CIPHER[name])
-        clear[name] = None if token is None else _decode(name, sealer.open(COLUMN[name], token))
-    return clear
+    return _open(sealer, _tokens(row, names))
 
 
 _NOT_DIGIT = re.compile(r"\D")
@@ -124,19 +131,16 @@ def masked(sealer: Sealer, row: Any) -> dict[str, Any]:
     """The sensitive fields as shown by default: email, phone and address masked (only
     they are opened), birth date and tax id left out; ``withheld`` names every field
     that has a value not shown in full."""
-    get = _reader(row)
-    tokens = [get(CIPHER[name]) for name in FIELDS]
-    email, phone, address = tokens[: len(MASKED)]
+    tokens = _tokens(row)
+    clear = _open(sealer, {name: tokens[name] for name in MASKED})
     return {
-        "email": None if email is None else mask_email(sealer.open(COLUMN["email"], email)),
-        "phone": None if phone is None else mask_phone(sealer.open(COLUMN["phone"], phone)),
-        "address": None
-        if address is None
-        else mask_address(orjson.loads(sealer.open(COLUMN["address"], address))),
+        "email": mask_email(clear["email"]) if clear["email"] else None,
+        "phone": mask_phone(clear["phone"]) if clear["phone"] else None,
+        "address": mask_address(clear["address"]) if clear["address"] else None,
         "birth_date": None,
         "tax_id": None,
         "revealed": False,
-        "withheld": [name for name, token in zip(FIELDS, tokens, strict=True) if token is not None],
+        "withheld": [name for name, token in tokens.items() if token is not None],
     }
 
 
