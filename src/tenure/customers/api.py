@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tenure.audit import service as audit_service
 from tenure.core.concurrency import check_if_match, etag
-from tenure.core.errors import NotFound, PermissionDenied, TenureError
+from tenure.core.errors import PermissionDenied, TenureError
 from tenure.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, Slice, parse_sort, to_page
 from tenure.core.responses import model_response
 from tenure.core.routing import INLINE, APIRouter, request_session, shortcut
@@ -55,6 +56,7 @@ from tenure.security.permissions import (
 from tenure.security.scope import RecordScope
 from tenure.security.service import Principal
 
+T = TypeVar("T")
 Reader = Annotated[Principal, Depends(require(CUSTOMERS_READ))]
 Writer = Annotated[Principal, Depends(require(CUSTOMERS_WRITE))]
 Deleter = Annotated[Principal, Depends(require(CUSTOMERS_DELETE))]
@@ -90,21 +92,32 @@ Q = Annotated[
 ]
 
 
-def _plain_reader(held: DirectRead, request: Request) -> tuple[int, RecordScope] | None:
-    """The user id and scope of a request's caller when a shortcut may answer for them:
-    signed in with a live credential whose use needs no note, reaching their own
-    customers or all, and allowed to read customers. None otherwise: the route then signs
-    them in (and refuses, notes or answers as it does)."""
+def _read_for_caller(
+    request: Request, read: Callable[[DirectRead, RecordScope], T | None]
+) -> T | None:
+    """What ``read(held, scope)`` gives on the app's held connection for the request's
+    caller, when a shortcut may answer for them: signed in with a live credential whose
+    use needs no note, reaching their own customers or all, and allowed to read
+    customers. None otherwise, or when ``read`` gives None or raises a ``TenureError``:
+    the route then signs the caller in and answers, refuses or errs as it does."""
     credential = bearer_token(request)
     if credential is None:
         return None
-    holder = security_service.holder(held, credential)
-    if holder is None or holder.key_use_due:  # the route notes the key's use
-        return None
-    if not has_permission(holder.role, CUSTOMERS_READ):
-        return None
-    scope = security_service.scope_without_team(user_id=holder.user_id, role=holder.role)
-    return None if scope is None else (holder.user_id, scope)
+    with request.app.state.held.read() as held:
+        holder = security_service.holder(held, credential)
+        if holder is None or holder.key_use_due:  # the route notes the key's use
+            return None
+        user_id, role = holder.user_id, holder.role
+        scope = security_service.scope_without_team(user_id=user_id, role=role)
+        if scope is None or not has_permission(role, CUSTOMERS_READ):
+            return None
+        try:
+            found = read(held, scope)
+        except TenureError:
+            return None
+    if found is not None:
+        request.state.user_id = user_id  # for the access log, as the route's sign-in does
+    return found
 
 
 _TYPED = frozenset({"q", "limit", "cursor"})
@@ -130,20 +143,15 @@ def _search_plainly(request: Request) -> Response | None:
     size = DEFAULT_LIMIT if limit is None else int(limit)
     if not 1 <= size <= MAX_LIMIT:
         return None
-    with state.held.read() as held:
-        caller = _plain_reader(held, request)
-        if caller is None:
-            return None
-        user_id, scope = caller
+
+    def search(held: DirectRead, scope: RecordScope) -> Slice[CustomerRead] | None:
         if not scope.unrestricted:
             return None
-        try:
-            found = service.find_typed(on=held, sealer=state.sealer, q=q, cursor=cursor, limit=size)
-        except TenureError:
-            return None
+        return service.find_typed(on=held, sealer=state.sealer, q=q, cursor=cursor, limit=size)
+
+    found = _read_for_caller(request, search)
     if found is None:
         return None
-    request.state.user_id = user_id  # for the access log, as the route's sign-in does
     return model_response(to_page(found, lambda item: item, Page[CustomerRead]))
 
 
@@ -310,22 +318,16 @@ def _read_plainly(request: Request) -> Response | None:
         or not (customer_id.isascii() and customer_id.isdigit() and len(customer_id) < 16)
     ):
         return None
-    with state.held.read() as held:
-        caller = _plain_reader(held, request)
-        if caller is None:
-            return None
-        user_id, scope = caller
-        try:
-            detail = service.read(
-                session=held,
-                customer_id=int(customer_id),
-                scope=scope,
-                sealer=state.sealer,
-            )
-        except NotFound:
-            return None
-    request.state.user_id = user_id  # for the access log, as the route's sign-in does
-    return model_response(detail, headers={"ETag": etag(detail.version)})
+
+    def detail(held: DirectRead, scope: RecordScope) -> CustomerDetail:
+        return service.read(
+            session=held, customer_id=int(customer_id), scope=scope, sealer=state.sealer
+        )
+
+    found = _read_for_caller(request, detail)
+    if found is None:
+        return None
+    return model_response(found, headers={"ETag": etag(found.version)})
 
 
 @router.get("/{customer_id}", response_model=CustomerDetail)
